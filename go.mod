@@ -1,0 +1,11 @@
+module github.com/xsprov/xsprov
+
+go 1.26.8
+
+require (
+	github.com/cloudfoundry/go-cfclient/v3 v3.0.0-alpha.21 // indirect
+	github.com/inconshreveable/mousetrap v1.1.0 // indirect
+	github.com/spf13/cobra v1.10.2 // indirect
+	github.com/spf13/pflag v1.0.9 // indirect
+	gopkg.in/yaml.v3 v3.0.1 // indirect
+)

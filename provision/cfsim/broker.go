@@ -1,0 +1,450 @@
+package cfsim
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/xsprov/xsprov/provision/xssec"
+)
+
+// The XSUAA broker answers OSBAPI errors with a description that CC wraps;
+// on BTP the text reads "Service broker xsuaa failed with: <xsuaa text>".
+func brokerText(msg string) string { return "Service broker xsuaa failed with: " + msg }
+
+var reInvalidAppChars = regexp.MustCompile(`[^A-Za-z0-9_\-/\\]`)
+
+func (s *Sim) isXSUAA(planGUID string) bool {
+	o := s.offeringOfPlan(planGUID)
+	return o != nil && o.Name == "xsuaa"
+}
+
+func (s *Sim) orgOfInstance(i *Instance) *Org {
+	if i == nil {
+		return nil
+	}
+	return s.orgOfSpace(i.SpaceGUID)
+}
+
+// zoneName is the identity zone's subdomain: the org name, lower case.
+func zoneName(o *Org) string { return strings.ToLower(reInvalidAppChars.ReplaceAllString(o.Name, "-")) }
+
+// tenantIndex is the "!t<n>" suffix of app ids in an org's identity zone.
+func tenantIndex(o *Org) int { return 1000 + int(o.Seq) }
+
+// brokerProvision runs the broker's synchronous checks of a provision.
+func (s *Sim) brokerProvision(j *Job, i *Instance) {
+	if !s.isXSUAA(i.PlanGUID) {
+		return
+	}
+	if i.Params == nil {
+		i.Params = map[string]any{}
+	}
+	if xssec.Field(i.Params, "xsappname") == "" {
+		i.Params["xsappname"] = reInvalidAppChars.ReplaceAllString(i.Name, "_")
+	}
+	if msg := s.descriptorError(i.Params); msg != "" {
+		s.failEarly(j, "Error creating application "+xssec.Field(i.Params, "xsappname")+" ("+msg+")")
+		return
+	}
+	org := s.orgOfInstance(i)
+	app := xssec.Field(i.Params, "xsappname")
+	for _, o := range s.st.Instances {
+		if o.GUID == i.GUID || !s.isXSUAA(o.PlanGUID) || xssec.Field(o.Params, "xsappname") != app {
+			continue
+		}
+		if s.orgOfInstance(o) != org || (o.LastOp.Type == "create" && o.LastOp.State == "failed") {
+			continue
+		}
+		s.failEarly(j, fmt.Sprintf("Error creating application %s!t%d (Application with xsappname %s already exists in identity zone %s)", app, tenantIndex(org), app, zoneName(org)))
+		return
+	}
+	i.AppID = fmt.Sprintf("%s!t%d", app, tenantIndex(org))
+	j.Warnings = append(j.Warnings, descriptorWarnings(i.Params)...)
+}
+
+func (s *Sim) brokerUpdate(j *Job, i *Instance) {
+	if !s.isXSUAA(j.NewPlan) {
+		return
+	}
+	p := j.NewParams
+	if p == nil {
+		p = map[string]any{}
+		j.NewParams = p
+	}
+	if xssec.Field(p, "xsappname") == "" {
+		p["xsappname"] = xssec.Field(i.Params, "xsappname")
+	}
+	org := s.orgOfInstance(i)
+	oldApp, newApp := xssec.Field(i.Params, "xsappname"), xssec.Field(p, "xsappname")
+	if oldApp != newApp {
+		s.failEarly(j, fmt.Sprintf("Error updating application %s (Cannot change AppId with update. Old AppId: %s New AppId: %s!t%d)", i.AppID, i.AppID, newApp, tenantIndex(org)))
+		return
+	}
+	if xssec.TenantMode(i.Params) != xssec.TenantMode(p) {
+		s.failEarly(j, fmt.Sprintf("Error updating application %s (Cannot change tenant-mode with update. Old: %s New: %s)", i.AppID, xssec.TenantMode(i.Params), xssec.TenantMode(p)))
+		return
+	}
+	if msg := s.descriptorError(p); msg != "" {
+		s.failEarly(j, "Error updating application "+i.AppID+" ("+msg+")")
+		return
+	}
+	j.Warnings = append(j.Warnings, descriptorWarnings(p)...)
+}
+
+func (s *Sim) brokerBind(j *Job, i *Instance, k *Key) {
+	if !s.isXSUAA(i.PlanGUID) {
+		return
+	}
+	enabled := xssec.CredentialTypes(i.Params)
+	ct, _ := k.Params["credential-type"].(string)
+	if ct == "" {
+		ct = enabled[0]
+	}
+	for key := range k.Params {
+		if key != "credential-type" && key != "x509" && key != "hide-secret" && key != "xsuaa" {
+			s.failEarly(j, "Error creating binding (Unrecognized field \""+key+"\")")
+			return
+		}
+	}
+	switch {
+	case ct == "instance-secret":
+		s.failEarly(j, "Error creating binding (credential-type instance-secret is not supported for new bindings)")
+		return
+	case ct != "binding-secret" && ct != "x509":
+		s.failEarly(j, "Error creating binding (credential-type "+ct+" is not one of binding-secret, x509)")
+		return
+	case !contains(enabled, ct):
+		s.failEarly(j, "Error creating binding (credential-type "+ct+" is not enabled in oauth2-configuration.credential-types of "+i.AppID+")")
+		return
+	}
+	if ct == "x509" {
+		x, _ := k.Params["x509"].(map[string]any)
+		if kl := jsonNumber(x["key-length"]); kl != "" && kl != "2048" && kl != "4096" && kl != "8192" {
+			s.failEarly(j, "Error creating binding (x509.key-length must be 2048, 4096 or 8192)")
+			return
+		}
+		if v := jsonNumber(x["validity"]); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 30 {
+				s.failEarly(j, "Error creating binding (x509.validity must be between 1 and 30 DAYS)")
+				return
+			}
+		}
+		if c, ok := x["certificate"]; ok && c != nil {
+			s.failEarly(j, "Error creating binding (the simulator does not accept caller-provided certificates)")
+			return
+		}
+	}
+}
+
+// descriptorError returns the broker's message for the first descriptor
+// error, or "".
+func (s *Sim) descriptorError(p map[string]any) string {
+	errs := xssec.Validate(p).Errors()
+	if len(errs) == 0 {
+		return ""
+	}
+	e := errs[0]
+	if strings.HasPrefix(e.Message, "unrecognized field") {
+		// The broker's strict JSON parser words it this way.
+		return "Error parsing xs-security.json data: Unrecognized field \"" + strings.TrimPrefix(e.Path[strings.LastIndex(e.Path, ".")+1:], "") + "\""
+	}
+	return "Invalid xs-security.json: " + e.Path + " " + e.Message
+}
+
+func descriptorWarnings(p map[string]any) []string {
+	var out []string
+	for _, w := range xssec.Validate(p).Warnings() {
+		out = append(out, "xs-security.json "+w.Path+": "+w.Message)
+	}
+	return out
+}
+
+func (s *Sim) failEarly(j *Job, msg string) {
+	j.Fail = msg
+	j.FailEarly = true
+	j.DoneAt = j.PollAt
+}
+
+// settle finishes a job at once when its broker time is zero.
+func (s *Sim) settle(j *Job) { s.step(j, s.now()) }
+
+// advance moves every due job forward. Callers hold s.mu.
+func (s *Sim) advance() {
+	now := s.now()
+	for _, j := range s.st.Jobs {
+		if j.State == "PROCESSING" || j.State == "POLLING" {
+			s.step(j, now)
+		}
+	}
+}
+
+func (s *Sim) step(j *Job, now time.Time) {
+	if j.State == "PROCESSING" && !now.Before(j.PollAt) && now.Before(j.DoneAt) {
+		j.State = "POLLING"
+		j.Updated = now
+		s.setResourceState(j, "in progress", "", now)
+		s.dirty = true
+	}
+	if !now.Before(j.DoneAt) {
+		s.finish(j, now)
+		s.dirty = true
+	}
+}
+
+func (s *Sim) setResourceState(j *Job, state, desc string, now time.Time) {
+	switch j.ResourceType {
+	case "service_instance":
+		if i := s.st.Instances[j.ResourceGUID]; i != nil {
+			i.LastOp.State, i.LastOp.Description, i.LastOp.Updated = state, desc, now
+			i.Updated = now
+		}
+	case "service_credential_binding":
+		if k := s.st.Keys[j.ResourceGUID]; k != nil {
+			k.LastOp.State, k.LastOp.Description, k.LastOp.Updated = state, desc, now
+			k.Updated = now
+		}
+	}
+}
+
+var failPrefix = map[string][2]string{
+	// operation: {synchronous broker rejection, failed last_operation}
+	"service_instance.create": {"provision could not be completed: Service broker error: ", "create managed could not be completed: "},
+	"service_instance.update": {"update could not be completed: Service broker error: ", "update could not be completed: "},
+	"service_instance.delete": {"deprovision could not be completed: Service broker error: ", "delete could not be completed: "},
+	"service_keys.create":     {"bind could not be completed: Service broker error: ", "bind could not be completed: "},
+	"service_keys.delete":     {"unbind could not be completed: Service broker error: ", "unbind could not be completed: "},
+}
+
+func (s *Sim) finish(j *Job, now time.Time) {
+	j.Updated = now
+	if j.Fail != "" {
+		msg := j.Fail
+		if j.FailEarly {
+			msg = brokerText(msg)
+		}
+		pre := failPrefix[j.Operation][1]
+		if j.FailEarly {
+			pre = failPrefix[j.Operation][0]
+		}
+		j.State = "FAILED"
+		j.Errors = []apiError{{Code: 10009, Title: "CF-UnableToPerform", Detail: pre + msg}}
+		s.setResourceState(j, "failed", msg, now)
+		s.release(j)
+		return
+	}
+	j.State = "COMPLETE"
+	switch j.Operation {
+	case "service_instance.create":
+		s.setResourceState(j, "succeeded", "", now)
+	case "service_instance.update":
+		if i := s.st.Instances[j.ResourceGUID]; i != nil {
+			i.Params, i.PlanGUID = j.NewParams, j.NewPlan
+		}
+		s.setResourceState(j, "succeeded", "", now)
+	case "service_instance.delete":
+		if i := s.st.Instances[j.ResourceGUID]; i != nil {
+			s.removeInstance(i)
+		}
+		return
+	case "service_keys.create":
+		k := s.st.Keys[j.ResourceGUID]
+		if k == nil {
+			return
+		}
+		if err := s.issueCredentials(k); err != nil {
+			j.State = "FAILED"
+			j.Errors = []apiError{{Code: 10009, Title: "CF-UnableToPerform", Detail: "bind could not be completed: " + err.Error()}}
+			s.setResourceState(j, "failed", err.Error(), now)
+			break
+		}
+		s.setResourceState(j, "succeeded", "", now)
+	case "service_keys.delete":
+		delete(s.st.Keys, j.ResourceGUID)
+		return
+	}
+	s.release(j)
+}
+
+func (s *Sim) release(j *Job) {
+	switch j.ResourceType {
+	case "service_instance":
+		if i := s.st.Instances[j.ResourceGUID]; i != nil && i.Busy == j.GUID {
+			i.Busy = ""
+		}
+	case "service_credential_binding":
+		if k := s.st.Keys[j.ResourceGUID]; k != nil && k.Busy == j.GUID {
+			k.Busy = ""
+		}
+	}
+}
+
+func (s *Sim) removeInstance(i *Instance) {
+	for g, k := range s.st.Keys {
+		if k.InstanceGUID == i.GUID {
+			delete(s.st.Keys, g)
+		}
+	}
+	delete(s.st.Instances, i.GUID)
+}
+
+// issueCredentials is the broker's bind: it stores what the broker returns.
+func (s *Sim) issueCredentials(k *Key) error {
+	i := s.st.Instances[k.InstanceGUID]
+	org := s.orgOfInstance(i)
+	g, err := s.ensureSigner()
+	if err != nil {
+		return err
+	}
+	if !s.isXSUAA(i.PlanGUID) {
+		k.Creds = map[string]any{"username": "user-" + k.GUID[:8], "password": s.secret()}
+		return nil
+	}
+	ct, _ := k.Params["credential-type"].(string)
+	if ct == "" {
+		ct = xssec.CredentialTypes(i.Params)[0]
+	}
+	c := map[string]any{
+		"clientid":          "sb-" + i.AppID,
+		"credential-type":   ct,
+		"identityzone":      zoneName(org),
+		"identityzoneid":    org.GUID,
+		"zoneid":            org.GUID,
+		"tenantid":          org.GUID,
+		"subaccountid":      org.GUID,
+		"tenantmode":        xssec.TenantMode(i.Params),
+		"xsappname":         i.AppID,
+		"serviceInstanceId": i.GUID,
+		"verificationkey":   g.pubPEM,
+	}
+	switch ct {
+	case "x509":
+		x, _ := k.Params["x509"].(map[string]any)
+		bits, days := 2048, 7
+		if n, err := strconv.Atoi(jsonNumber(x["key-length"])); err == nil {
+			bits = n
+		}
+		if n, err := strconv.Atoi(jsonNumber(x["validity"])); err == nil {
+			days = n
+		}
+		certPEM, keyPEM, err := s.issueCert("sb-"+i.AppID, bits, time.Duration(days)*24*time.Hour)
+		if err != nil {
+			return err
+		}
+		c["certificate"], c["key"] = certPEM, keyPEM
+		c["certificate-pinning"] = true
+	default:
+		if hs, _ := k.Params["hide-secret"].(string); hs != "true" {
+			c["clientsecret"] = s.secret()
+		}
+	}
+	k.Creds = c
+	return nil
+}
+
+// credentials renders a key's credentials with URLs for the host the
+// simulator is reached at.
+func (s *Sim) credentials(base string, k *Key) map[string]any {
+	out := make(map[string]any, len(k.Creds)+6)
+	for key, v := range k.Creds {
+		out[key] = v
+	}
+	zone, _ := k.Creds["identityzone"].(string)
+	if zone == "" {
+		return out
+	}
+	host := base
+	if u, err := url.Parse(base); err == nil {
+		host = u.Host
+	}
+	out["url"] = base + "/xsuaa/" + zone
+	out["uaadomain"] = host
+	out["apiurl"] = base + "/xsuaa/" + zone
+	out["sburl"] = base + "/xsuaa/" + zone
+	if k.Creds["credential-type"] == "x509" {
+		out["certurl"] = base + "/xsuaa/" + zone
+	}
+	return out
+}
+
+// ensureCA loads or creates the CA that signs x509 key certificates.
+func (s *Sim) ensureCA() (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	if s.st.CAKey == "" {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return nil, nil, err
+		}
+		tmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "cfsim XSUAA CA", Organization: []string{"xsprov simulator"}},
+			NotBefore: s.now().Add(-time.Hour), NotAfter: s.now().Add(10 * 365 * 24 * time.Hour),
+			IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+		if err != nil {
+			return nil, nil, err
+		}
+		kder, err := x509.MarshalECPrivateKey(key)
+		if err != nil {
+			return nil, nil, err
+		}
+		s.st.CAKey = string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}))
+		s.st.CACert = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+		s.dirty = true
+	}
+	kb, _ := pem.Decode([]byte(s.st.CAKey))
+	cb, _ := pem.Decode([]byte(s.st.CACert))
+	if kb == nil || cb == nil {
+		return nil, nil, errors.New("simulator state holds an unreadable CA")
+	}
+	key, err := x509.ParseECPrivateKey(kb.Bytes)
+	if err != nil {
+		return nil, nil, err
+	}
+	cert, err := x509.ParseCertificate(cb.Bytes)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cert, key, nil
+}
+
+func (s *Sim) issueCert(cn string, bits int, validity time.Duration) (string, string, error) {
+	ca, caKey, err := s.ensureCA()
+	if err != nil {
+		return "", "", err
+	}
+	key, err := rsa.GenerateKey(rand.Reader, bits)
+	if err != nil {
+		return "", "", err
+	}
+	s.st.Seq++
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(s.st.Seq + 1), Subject: pkix.Name{CommonName: cn, OrganizationalUnit: []string{"cfsim"}},
+		NotBefore: s.now().Add(-time.Minute), NotAfter: s.now().Add(validity),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		return "", "", err
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return "", "", err
+	}
+	chain := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})) + s.st.CACert
+	return chain, string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})), nil
+}
+
+func urlEscape(s string) string { return url.QueryEscape(s) }

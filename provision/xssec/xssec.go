@@ -1,0 +1,709 @@
+// Package xssec validates XSUAA xs-security descriptors (the parameters of an
+// xsuaa service instance) with the rules the XSUAA service broker applies.
+//
+// The same rules serve two sides: xsprov's preflight check, so that an invalid
+// descriptor never reaches Cloud Foundry, and the simulated broker in cfsim,
+// which fails a provisioning job the way the real broker does.
+package xssec
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"sort"
+	"strings"
+)
+
+// Severity tells whether a Problem blocks provisioning.
+type Severity string
+
+// Severities of a Problem.
+const (
+	Error   Severity = "error"
+	Warning Severity = "warning"
+)
+
+// Problem is one finding in a descriptor, located by its JSON path
+// (and by line and column when the JSON itself is malformed).
+type Problem struct {
+	Severity Severity `json:"severity"`
+	Path     string   `json:"path"`
+	Line     int      `json:"line,omitempty"`
+	Column   int      `json:"column,omitempty"`
+	Message  string   `json:"message"`
+}
+
+func (p Problem) String() string {
+	loc := p.Path
+	if p.Line > 0 {
+		loc = fmt.Sprintf("line %d, column %d", p.Line, p.Column)
+	}
+	if loc == "" {
+		loc = "$"
+	}
+	return fmt.Sprintf("%s: %s: %s", p.Severity, loc, p.Message)
+}
+
+// Problems is the result of a validation. As an error it lists the errors.
+type Problems []Problem
+
+// Errors returns only the problems of severity Error.
+func (ps Problems) Errors() Problems {
+	var out Problems
+	for _, p := range ps {
+		if p.Severity == Error {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Warnings returns only the problems of severity Warning.
+func (ps Problems) Warnings() Problems {
+	var out Problems
+	for _, p := range ps {
+		if p.Severity == Warning {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Err returns the errors as a single error value, or nil when there are none.
+func (ps Problems) Err() error {
+	errs := ps.Errors()
+	if len(errs) == 0 {
+		return nil
+	}
+	return &InvalidError{Problems: errs}
+}
+
+// InvalidError is returned for a descriptor with at least one error.
+type InvalidError struct {
+	Source   string
+	Problems Problems
+}
+
+func (e *InvalidError) Error() string {
+	var b strings.Builder
+	src := e.Source
+	if src == "" {
+		src = "xs-security descriptor"
+	}
+	fmt.Fprintf(&b, "%s is invalid (%d problem", src, len(e.Problems))
+	if len(e.Problems) != 1 {
+		b.WriteString("s")
+	}
+	b.WriteString("):")
+	for _, p := range e.Problems {
+		b.WriteString("\n  ")
+		b.WriteString(p.String())
+	}
+	return b.String()
+}
+
+// Limits from the XSUAA documentation.
+const (
+	MaxXSAppName        = 100
+	MaxScopeName        = 193
+	MaxScopes           = 500
+	MaxGrantedScopes    = 250
+	MaxRoleTemplates    = 500
+	MaxRoleCollections  = 250
+	MaxAttributes       = 50
+	MaxNameLen          = 64
+	MaxDefaultRoleName  = 255
+	MaxDescription      = 1000
+	MinTokenValidity    = 60
+	MaxTokenValidity    = 86400
+	MaxRefreshValidity  = 31536000
+	DefaultTenantMode   = "dedicated"
+	DefaultCredentialTy = "binding-secret"
+)
+
+var (
+	reXSAppName     = regexp.MustCompile(`^[A-Za-z0-9_\-/\\]+$`)
+	reScopeRest     = regexp.MustCompile(`^[A-Za-z0-9_\-/\\:.]+$`)
+	reAttrName      = regexp.MustCompile(`^[A-Za-z0-9_]+$`)
+	reRoleTemplate  = regexp.MustCompile(`^[A-Za-z0-9._\-]+$`)
+	reForeignScope  = regexp.MustCompile(`^\$XSAPPNAME\(([A-Za-z0-9_]+),([A-Za-z0-9_\-/\\]+)\)\.([A-Za-z0-9_\-/\\:.]+)$`)
+	reForeignApp    = regexp.MustCompile(`^\$XSAPPNAME\(([A-Za-z0-9_]+),([A-Za-z0-9_\-/\\]+)\)$`)
+	reServiceName   = regexp.MustCompile(`^\$XSSERVICENAME\([^()]+\)$`)
+	reRoleTmplRef   = regexp.MustCompile(`^\$XSAPPNAME(\([A-Za-z0-9_]+,[A-Za-z0-9_\-/\\]+\))?\.([A-Za-z0-9._\-]+)$`)
+	tenantModes     = []string{"dedicated", "shared", "external"}
+	credentialTypes = []string{"binding-secret", "x509", "instance-secret"}
+	valueTypes      = []string{"string", "s", "int", "date"}
+)
+
+// Known top-level fields of a descriptor. Anything else is refused by the
+// broker's strict JSON parser.
+var topLevel = map[string]bool{
+	"xsappname": true, "tenant-mode": true, "description": true, "scopes": true,
+	"attributes": true, "role-templates": true, "role-collections": true,
+	"foreign-scope-references": true, "authorities": true, "authorities-inheritance": true,
+	"oauth2-configuration": true, "xsenableasyncservice": true, "instance-identity-zone": true,
+}
+
+var oauth2Fields = map[string]bool{
+	"token-validity": true, "refresh-token-validity": true, "redirect-uris": true,
+	"credential-types": true, "grant-types": true, "autoapprove": true,
+	"system-attributes": true, "allowedproviders": true, "refresh-token-usage": true,
+}
+
+// Parse decodes raw descriptor JSON into a generic object. Malformed JSON is
+// reported as a Problem with line and column.
+func Parse(raw []byte) (map[string]any, Problems) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, Problems{syntaxProblem(raw, err)}
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		off := dec.InputOffset()
+		line, col := lineCol(raw, off)
+		return nil, Problems{{Severity: Error, Line: line, Column: col, Message: "unexpected data after the JSON object"}}
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return nil, Problems{{Severity: Error, Path: "$", Message: "descriptor must be a JSON object"}}
+	}
+	return obj, nil
+}
+
+func syntaxProblem(raw []byte, err error) Problem {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	off := int64(len(raw))
+	switch {
+	case errors.As(err, &se):
+		off = se.Offset
+	case errors.As(err, &te):
+		off = te.Offset
+	}
+	line, col := lineCol(raw, off)
+	msg := err.Error()
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		msg = "unexpected end of JSON input"
+	}
+	return Problem{Severity: Error, Line: line, Column: col, Message: "malformed JSON: " + msg}
+}
+
+func lineCol(raw []byte, off int64) (int, int) {
+	if off > int64(len(raw)) {
+		off = int64(len(raw))
+	}
+	line, col := 1, 1
+	for _, c := range raw[:off] {
+		if c == '\n' {
+			line++
+			col = 1
+		} else {
+			col++
+		}
+	}
+	return line, col
+}
+
+// ValidateJSON parses and validates raw descriptor JSON.
+func ValidateJSON(raw []byte) Problems {
+	obj, ps := Parse(raw)
+	if ps != nil {
+		return ps
+	}
+	return Validate(obj)
+}
+
+// Validate checks a decoded descriptor and returns every problem found,
+// ordered by JSON path.
+func Validate(d map[string]any) Problems {
+	v := &validator{}
+	v.run(d)
+	sort.SliceStable(v.ps, func(i, j int) bool { return v.ps[i].Path < v.ps[j].Path })
+	return v.ps
+}
+
+type validator struct{ ps Problems }
+
+func (v *validator) errf(path, format string, args ...any) {
+	v.ps = append(v.ps, Problem{Severity: Error, Path: path, Message: fmt.Sprintf(format, args...)})
+}
+
+func (v *validator) warnf(path, format string, args ...any) {
+	v.ps = append(v.ps, Problem{Severity: Warning, Path: path, Message: fmt.Sprintf(format, args...)})
+}
+
+func (v *validator) run(d map[string]any) {
+	for _, k := range sortedKeys(d) {
+		if !topLevel[k] {
+			v.errf("$."+k, "unrecognized field %q", k)
+		}
+	}
+	// xsappname
+	if raw, ok := d["xsappname"]; ok {
+		s, isStr := raw.(string)
+		switch {
+		case !isStr:
+			v.errf("$.xsappname", "must be a string")
+		case s == "":
+			v.errf("$.xsappname", "must not be empty")
+		case len(s) > MaxXSAppName:
+			v.errf("$.xsappname", "is %d characters long, at most %d are allowed", len(s), MaxXSAppName)
+		case !reXSAppName.MatchString(s):
+			v.errf("$.xsappname", "%q contains characters other than letters, digits, '_', '-', '/' and '\\'", s)
+		}
+	} else {
+		v.errf("$.xsappname", "is required")
+	}
+	if raw, ok := d["tenant-mode"]; ok {
+		s, _ := raw.(string)
+		if !contains(tenantModes, s) {
+			v.errf("$.tenant-mode", "%s is not one of dedicated, shared, external", jsonText(raw))
+		}
+	}
+	if raw, ok := d["description"]; ok {
+		if _, isStr := raw.(string); !isStr {
+			v.errf("$.description", "must be a string")
+		}
+	}
+	scopes := v.scopes(d)
+	attrs := v.attributes(d)
+	roleTemplates := v.roleTemplates(d, scopes, attrs)
+	v.roleCollections(d, roleTemplates)
+	v.refList(d, "foreign-scope-references", "$ACCEPT_GRANTED_SCOPES", MaxGrantedScopes)
+	v.refList(d, "authorities", "$ACCEPT_GRANTED_AUTHORITIES", MaxGrantedScopes)
+	if raw, ok := d["authorities-inheritance"]; ok {
+		if _, isBool := raw.(bool); !isBool {
+			v.errf("$.authorities-inheritance", "must be true or false")
+		}
+	}
+	if raw, ok := d["xsenableasyncservice"]; ok {
+		if s, isStr := raw.(string); !isStr || (s != "true" && s != "false") {
+			v.errf("$.xsenableasyncservice", `must be "true" or "false"`)
+		}
+	}
+	v.oauth2(d)
+}
+
+// scopes validates "scopes" and returns the set of local scope names.
+func (v *validator) scopes(d map[string]any) map[string]bool {
+	names := map[string]bool{}
+	items, ok := v.array(d, "scopes", "$.scopes")
+	if !ok {
+		return names
+	}
+	if len(items) > MaxScopes {
+		v.errf("$.scopes", "has %d scopes, at most %d are allowed", len(items), MaxScopes)
+	}
+	for i, it := range items {
+		p := fmt.Sprintf("$.scopes[%d]", i)
+		obj, ok := it.(map[string]any)
+		if !ok {
+			v.errf(p, "must be an object")
+			continue
+		}
+		v.onlyFields(obj, p, "name", "description", "granted-apps", "grant-as-authority-to-apps")
+		name, _ := obj["name"].(string)
+		switch {
+		case name == "":
+			v.errf(p+".name", "is required")
+			continue
+		case !strings.HasPrefix(name, "$XSAPPNAME."):
+			v.errf(p+".name", "%q must start with $XSAPPNAME.", name)
+		default:
+			rest := strings.TrimPrefix(name, "$XSAPPNAME.")
+			if rest == "" || strings.HasPrefix(rest, ".") || !reScopeRest.MatchString(rest) {
+				v.errf(p+".name", "%q: after $XSAPPNAME. a scope name takes letters, digits and _ - / \\ : . and must not start with '.'", name)
+			}
+			if len(rest)+1+MaxXSAppName > MaxScopeName && len(name) > MaxScopeName {
+				v.errf(p+".name", "%q is longer than %d characters", name, MaxScopeName)
+			}
+		}
+		if names[name] {
+			v.errf(p+".name", "duplicate scope %q", name)
+		}
+		names[name] = true
+		for _, f := range []string{"granted-apps", "grant-as-authority-to-apps"} {
+			apps, ok := v.array(obj, f, p+"."+f)
+			if !ok {
+				continue
+			}
+			for j, a := range apps {
+				s, _ := a.(string)
+				if !reForeignApp.MatchString(s) && !reServiceName.MatchString(s) {
+					v.errf(fmt.Sprintf("%s.%s[%d]", p, f, j), "%s is not of the form $XSAPPNAME(application,<xsappname>) or $XSSERVICENAME(<instance>)", jsonText(a))
+				}
+			}
+		}
+	}
+	return names
+}
+
+func (v *validator) attributes(d map[string]any) map[string]bool {
+	names := map[string]bool{}
+	items, ok := v.array(d, "attributes", "$.attributes")
+	if !ok {
+		return names
+	}
+	if len(items) > MaxAttributes {
+		v.errf("$.attributes", "has %d attributes, at most %d are allowed", len(items), MaxAttributes)
+	}
+	for i, it := range items {
+		p := fmt.Sprintf("$.attributes[%d]", i)
+		obj, ok := it.(map[string]any)
+		if !ok {
+			v.errf(p, "must be an object")
+			continue
+		}
+		v.onlyFields(obj, p, "name", "description", "valueType", "valueRequired")
+		name, _ := obj["name"].(string)
+		switch {
+		case name == "":
+			v.errf(p+".name", "is required")
+		case len(name) > MaxNameLen || !reAttrName.MatchString(name):
+			v.errf(p+".name", "%q must be at most %d letters, digits or '_'", name, MaxNameLen)
+		}
+		if names[name] && name != "" {
+			v.errf(p+".name", "duplicate attribute %q", name)
+		}
+		names[name] = true
+		vt, has := obj["valueType"]
+		if !has {
+			v.errf(p+".valueType", "is required")
+		} else if s, _ := vt.(string); !contains(valueTypes, s) {
+			v.errf(p+".valueType", "%s is not one of string, s, int, date", jsonText(vt))
+		}
+		if vr, has := obj["valueRequired"]; has {
+			if _, isBool := vr.(bool); !isBool {
+				v.errf(p+".valueRequired", "must be true or false")
+			}
+		}
+	}
+	return names
+}
+
+func (v *validator) roleTemplates(d map[string]any, scopes, attrs map[string]bool) map[string]bool {
+	names := map[string]bool{}
+	items, ok := v.array(d, "role-templates", "$.role-templates")
+	if !ok {
+		return names
+	}
+	if len(items) > MaxRoleTemplates {
+		v.errf("$.role-templates", "has %d role templates, at most %d are allowed", len(items), MaxRoleTemplates)
+	}
+	for i, it := range items {
+		p := fmt.Sprintf("$.role-templates[%d]", i)
+		obj, ok := it.(map[string]any)
+		if !ok {
+			v.errf(p, "must be an object")
+			continue
+		}
+		v.onlyFields(obj, p, "name", "description", "default-role-name", "scope-references", "attribute-references")
+		name, _ := obj["name"].(string)
+		switch {
+		case name == "":
+			v.errf(p+".name", "is required")
+		case len(name) > MaxNameLen || !reRoleTemplate.MatchString(name):
+			v.errf(p+".name", "%q must be at most %d letters, digits or . _ -", name, MaxNameLen)
+		}
+		if names[name] && name != "" {
+			v.errf(p+".name", "duplicate role template %q", name)
+		}
+		names[name] = true
+		if drn, has := obj["default-role-name"]; has {
+			if s, isStr := drn.(string); !isStr || len(s) > MaxDefaultRoleName {
+				v.errf(p+".default-role-name", "must be a string of at most %d characters", MaxDefaultRoleName)
+			}
+		}
+		refs, _ := v.array(obj, "scope-references", p+".scope-references")
+		for j, r := range refs {
+			s, _ := r.(string)
+			rp := fmt.Sprintf("%s.scope-references[%d]", p, j)
+			switch {
+			case strings.HasPrefix(s, "$XSAPPNAME."):
+				if !scopes[s] {
+					v.errf(rp, "references scope %q, which is not defined in scopes", s)
+				}
+			case reForeignScope.MatchString(s), s == "uaa.user":
+			default:
+				v.errf(rp, "%s is neither a scope defined in scopes nor a foreign scope reference", jsonText(r))
+			}
+		}
+		arefs, _ := v.array(obj, "attribute-references", p+".attribute-references")
+		for j, r := range arefs {
+			rp := fmt.Sprintf("%s.attribute-references[%d]", p, j)
+			var an string
+			switch x := r.(type) {
+			case string:
+				an = x
+			case map[string]any:
+				v.onlyFields(x, rp, "name", "default-values", "value-required")
+				an, _ = x["name"].(string)
+				if dv, has := x["default-values"]; has {
+					if _, isArr := dv.([]any); !isArr {
+						v.errf(rp+".default-values", "must be an array")
+					}
+				}
+			default:
+				v.errf(rp, "must be an attribute name or an object with name")
+				continue
+			}
+			if !attrs[an] {
+				v.errf(rp, "references attribute %q, which is not defined in attributes", an)
+			}
+		}
+	}
+	return names
+}
+
+func (v *validator) roleCollections(d map[string]any, roleTemplates map[string]bool) {
+	items, ok := v.array(d, "role-collections", "$.role-collections")
+	if !ok {
+		return
+	}
+	if len(items) > MaxRoleCollections {
+		v.errf("$.role-collections", "has %d role collections, at most %d are allowed", len(items), MaxRoleCollections)
+	}
+	seen := map[string]bool{}
+	for i, it := range items {
+		p := fmt.Sprintf("$.role-collections[%d]", i)
+		obj, ok := it.(map[string]any)
+		if !ok {
+			v.errf(p, "must be an object")
+			continue
+		}
+		v.onlyFields(obj, p, "name", "description", "role-template-references")
+		name, _ := obj["name"].(string)
+		switch {
+		case name == "":
+			v.errf(p+".name", "is required")
+		case len(name) > MaxNameLen:
+			v.errf(p+".name", "%q is longer than %d characters", name, MaxNameLen)
+		}
+		if seen[name] && name != "" {
+			v.errf(p+".name", "duplicate role collection %q", name)
+		}
+		seen[name] = true
+		if desc, has := obj["description"]; has {
+			if s, isStr := desc.(string); !isStr || len(s) > MaxDescription {
+				v.errf(p+".description", "must be a string of at most %d characters", MaxDescription)
+			}
+		}
+		refs, has := v.array(obj, "role-template-references", p+".role-template-references")
+		if !has {
+			if _, present := obj["role-template-references"]; !present {
+				v.errf(p+".role-template-references", "is required")
+			}
+			continue
+		}
+		for j, r := range refs {
+			s, _ := r.(string)
+			rp := fmt.Sprintf("%s.role-template-references[%d]", p, j)
+			m := reRoleTmplRef.FindStringSubmatch(s)
+			switch {
+			case m == nil:
+				v.errf(rp, "%s is not of the form $XSAPPNAME.<role-template>", jsonText(r))
+			case m[1] == "" && !roleTemplates[m[2]]:
+				v.errf(rp, "references role template %q, which is not defined in role-templates", m[2])
+			}
+		}
+	}
+}
+
+// refList validates foreign-scope-references and authorities.
+func (v *validator) refList(d map[string]any, field, accept string, max int) {
+	p := "$." + field
+	items, ok := v.array(d, field, p)
+	if !ok {
+		return
+	}
+	if len(items) > max {
+		v.errf(p, "has %d entries, at most %d are allowed", len(items), max)
+	}
+	for i, it := range items {
+		s, _ := it.(string)
+		ip := fmt.Sprintf("%s[%d]", p, i)
+		if s == accept {
+			continue
+		}
+		m := reForeignScope.FindStringSubmatch(s)
+		if m == nil {
+			v.errf(ip, "%s is not %s or of the form $XSAPPNAME(application,<xsappname>).<scope>", jsonText(it), accept)
+			continue
+		}
+		if m[1] != "application" {
+			v.errf(ip, "%q refers to plan %q; only application is allowed", s, m[1])
+		}
+	}
+}
+
+func (v *validator) oauth2(d map[string]any) {
+	raw, ok := d["oauth2-configuration"]
+	if !ok {
+		return
+	}
+	p := "$.oauth2-configuration"
+	obj, isObj := raw.(map[string]any)
+	if !isObj {
+		v.errf(p, "must be an object")
+		return
+	}
+	for _, k := range sortedKeys(obj) {
+		if !oauth2Fields[k] {
+			v.errf(p+"."+k, "unrecognized field %q", k)
+		}
+	}
+	v.intRange(obj, "token-validity", p, MinTokenValidity, MaxTokenValidity)
+	v.intRange(obj, "refresh-token-validity", p, MinTokenValidity, MaxRefreshValidity)
+	if uris, ok := v.array(obj, "redirect-uris", p+".redirect-uris"); ok {
+		for i, u := range uris {
+			s, _ := u.(string)
+			up := fmt.Sprintf("%s.redirect-uris[%d]", p, i)
+			switch {
+			case s == "":
+				v.errf(up, "must be a non-empty string")
+			case !strings.Contains(s, "://"):
+				v.errf(up, "%q is not an absolute URI", s)
+			case strings.Contains(s, "://*/") || strings.HasSuffix(s, "://*") || strings.HasPrefix(s, "*"):
+				v.warnf(up, "%q accepts any host; restrict it to your landscape's domain", s)
+			case strings.Contains(s, "*"):
+				v.warnf(up, "%q contains a wildcard; make sure it cannot match hosts you do not control", s)
+			}
+		}
+	}
+	if cts, ok := v.array(obj, "credential-types", p+".credential-types"); ok {
+		if len(cts) == 0 {
+			v.errf(p+".credential-types", "must list at least one credential type")
+		}
+		for i, c := range cts {
+			s, _ := c.(string)
+			if !contains(credentialTypes, s) {
+				v.errf(fmt.Sprintf("%s.credential-types[%d]", p, i), "%s is not one of binding-secret, x509, instance-secret", jsonText(c))
+			} else if s == "instance-secret" {
+				v.warnf(fmt.Sprintf("%s.credential-types[%d]", p, i), "instance-secret is deprecated and refused for new keys")
+			}
+		}
+	}
+}
+
+func (v *validator) intRange(obj map[string]any, field, parent string, lo, hi int64) {
+	raw, ok := obj[field]
+	if !ok {
+		return
+	}
+	p := parent + "." + field
+	n, isNum := raw.(json.Number)
+	if !isNum {
+		if f, isFloat := raw.(float64); isFloat {
+			n = json.Number(fmt.Sprint(f))
+			isNum = true
+		}
+	}
+	if !isNum {
+		v.errf(p, "must be a number of seconds")
+		return
+	}
+	i, err := n.Int64()
+	if err != nil {
+		v.errf(p, "%s is not a whole number of seconds", n)
+		return
+	}
+	if i < lo || i > hi {
+		v.errf(p, "%d is outside the allowed range %d..%d seconds", i, lo, hi)
+	}
+}
+
+// array returns obj[field] as an array; a present non-array is an error.
+func (v *validator) array(obj map[string]any, field, p string) ([]any, bool) {
+	raw, ok := obj[field]
+	if !ok || raw == nil {
+		return nil, false
+	}
+	arr, isArr := raw.([]any)
+	if !isArr {
+		v.errf(p, "must be an array")
+		return nil, false
+	}
+	return arr, true
+}
+
+func (v *validator) onlyFields(obj map[string]any, p string, allowed ...string) {
+	for _, k := range sortedKeys(obj) {
+		if !contains(allowed, k) {
+			v.errf(p+"."+k, "unrecognized field %q", k)
+		}
+	}
+}
+
+func sortedKeys(m map[string]any) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func jsonText(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
+}
+
+// Field returns a string field of a descriptor ("" when absent).
+func Field(d map[string]any, name string) string {
+	s, _ := d[name].(string)
+	return s
+}
+
+// TenantMode returns the descriptor's tenant mode, defaulting to dedicated.
+func TenantMode(d map[string]any) string {
+	if s := Field(d, "tenant-mode"); s != "" {
+		return s
+	}
+	return DefaultTenantMode
+}
+
+// CredentialTypes returns the enabled credential types, in order; the first is
+// the default for new keys.
+func CredentialTypes(d map[string]any) []string {
+	cfg, _ := d["oauth2-configuration"].(map[string]any)
+	arr, _ := cfg["credential-types"].([]any)
+	var out []string
+	for _, a := range arr {
+		if s, ok := a.(string); ok {
+			out = append(out, s)
+		}
+	}
+	if len(out) == 0 {
+		return []string{DefaultCredentialTy}
+	}
+	return out
+}
+
+// ImmutableChanges lists the fields whose change the broker cannot apply to an
+// existing instance (it needs to be recreated).
+func ImmutableChanges(old, desired map[string]any) []string {
+	var out []string
+	if Field(old, "xsappname") != Field(desired, "xsappname") {
+		out = append(out, "xsappname")
+	}
+	if TenantMode(old) != TenantMode(desired) {
+		out = append(out, "tenant-mode")
+	}
+	return out
+}
