@@ -982,4 +982,3 @@ func (s *Sim) newJob(op, rtype, rguid, brokerOp string) *Job {
 	s.st.Jobs[j.GUID] = j
 	return j
 }
-

@@ -144,11 +144,11 @@ func (s *Sim) checkQuery(r *http.Request, rt *route) *apiError {
 	}
 	if v := q.Get("include"); v != "" {
 		allowed := map[string][]string{
-			"/v3/spaces":                         {"organization"},
-			"/v3/spaces/:guid":                   {"organization"},
-			"/v3/service_plans":                  {"service_offering", "space.organization"},
-			"/v3/service_plans/:guid":            {"service_offering", "space.organization"},
-			"/v3/service_credential_bindings":    {"app", "service_instance"},
+			"/v3/spaces":                            {"organization"},
+			"/v3/spaces/:guid":                      {"organization"},
+			"/v3/service_plans":                     {"service_offering", "space.organization"},
+			"/v3/service_plans/:guid":               {"service_offering", "space.organization"},
+			"/v3/service_credential_bindings":       {"app", "service_instance"},
 			"/v3/service_credential_bindings/:guid": {"app", "service_instance"},
 		}[rt.pattern]
 		for _, inc := range strings.Split(v, ",") {

@@ -126,7 +126,7 @@ type Job struct {
 	ResourceGUID string         `json:"resource_guid"`
 	PollAt       time.Time      `json:"poll_at"`
 	DoneAt       time.Time      `json:"done_at"`
-	Fail         string         `json:"fail,omitempty"`      // broker failure, reported when the job ends
+	Fail         string         `json:"fail,omitempty"`       // broker failure, reported when the job ends
 	FailEarly    bool           `json:"fail_early,omitempty"` // broker rejected the request synchronously
 	NewParams    map[string]any `json:"new_params,omitempty"`
 	NewPlan      string         `json:"new_plan,omitempty"`

@@ -1,0 +1,225 @@
+package provision_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xsprov/xsprov/provision"
+	"github.com/xsprov/xsprov/provision/cfsim"
+)
+
+type env struct {
+	sim *cfsim.Sim
+	srv *httptest.Server
+	dir string
+}
+
+func newEnv(t *testing.T, opts ...cfsim.Option) *env {
+	t.Helper()
+	sim := cfsim.MustNew(opts...)
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	return &env{sim: sim, srv: srv, dir: t.TempDir()}
+}
+
+// fastBackoff keeps tests quick without changing the logic under test.
+var fastBackoff = provision.Backoff{Initial: 5 * time.Millisecond, Max: 20 * time.Millisecond, Factor: 1.5}
+
+func (e *env) connect(t *testing.T, auth provision.Auth) *provision.Provisioner {
+	t.Helper()
+	hc := provision.NewHTTPClient(&provision.Transport{MaxRetries: 8}, false)
+	s, err := provision.Connect(context.Background(), e.srv.URL, auth, hc, false)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	p := provision.NewProvisioner(s, nil)
+	p.Backoff = fastBackoff
+	return p
+}
+
+var ciAuth = provision.Auth{ClientID: cfsim.CIClientID, ClientSecret: cfsim.CIClientSecret}
+
+func (e *env) upReq(t *testing.T, name string, params map[string]any) provision.UpRequest {
+	if params == nil {
+		params = map[string]any{"xsappname": name + "-app", "tenant-mode": "dedicated"}
+	}
+	return provision.UpRequest{
+		Ref:      provision.Ref{Org: "acme", Space: "dev", Instance: name},
+		Offering: "xsuaa", Plan: "application", Params: params,
+		Out: provision.Output{Path: filepath.Join(e.dir, name+"-credentials.json"), Format: "json"},
+	}
+}
+
+func readCreds(t *testing.T, path string) map[string]any {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatalf("credentials file: %v", err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("credentials file mode = %v, want 0600", fi.Mode().Perm())
+	}
+	b, _ := os.ReadFile(path)
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("credentials file is not JSON: %v", err)
+	}
+	return m
+}
+
+func TestUpFreshAndRerun(t *testing.T) {
+	e := newEnv(t)
+	e.sim.ResetCounts()
+	p := e.connect(t, ciAuth)
+	req := e.upReq(t, "my-xsuaa", nil)
+	res, err := p.Up(context.Background(), req)
+	if err != nil {
+		t.Fatalf("up: %v", err)
+	}
+	c := e.sim.Counts()
+	t.Logf("fresh up: %d requests: %v", c.Total, c.ByCall)
+	if c.Total > 10 {
+		t.Errorf("fresh up made %d requests, want at most 10: %v", c.Total, c.ByCall)
+	}
+	if res.Instance.Action != provision.Created || res.Key.Action != provision.Created {
+		t.Errorf("actions = %s/%s, want created/created", res.Instance.Action, res.Key.Action)
+	}
+	creds := readCreds(t, req.Out.Path)
+	if got := creds["clientid"]; !strings.HasPrefix(got.(string), "sb-my-xsuaa-app!t") {
+		t.Errorf("clientid = %v", got)
+	}
+	for _, k := range []string{"clientsecret", "url", "verificationkey", "xsappname", "identityzone"} {
+		if creds[k] == nil || creds[k] == "" {
+			t.Errorf("credentials lack %s", k)
+		}
+	}
+
+	// A no-change re-run: at most 8 requests, zero writes.
+	e.sim.ResetCounts()
+	p2 := e.connect(t, ciAuth)
+	res, err = p2.Up(context.Background(), req)
+	if err != nil {
+		t.Fatalf("re-run: %v", err)
+	}
+	c = e.sim.Counts()
+	t.Logf("re-run: %d requests, %d writes: %v", c.Total, c.Writes, c.ByCall)
+	if c.Total > 8 || c.Writes != 0 {
+		t.Errorf("re-run made %d requests, %d writes; want ≤8 and 0: %v", c.Total, c.Writes, c.ByCall)
+	}
+	if res.Instance.Action != provision.Unchanged || res.Key.Action != provision.Unchanged {
+		t.Errorf("re-run actions = %s/%s", res.Instance.Action, res.Key.Action)
+	}
+	st := e.sim.Snapshot()
+	if len(st.Instances) != 1 || len(st.Keys) != 1 {
+		t.Errorf("simulator holds %d instances and %d keys, want 1 and 1", len(st.Instances), len(st.Keys))
+	}
+}
+
+func TestUpUpdatesParametersAndRefusesXSAppNameChange(t *testing.T) {
+	e := newEnv(t, cfsim.WithBrokerDelay(30*time.Millisecond))
+	p := e.connect(t, ciAuth)
+	req := e.upReq(t, "upd", nil)
+	if _, err := p.Up(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	req.Params = map[string]any{"xsappname": "upd-app", "tenant-mode": "dedicated",
+		"scopes": []any{map[string]any{"name": "$XSAPPNAME.Read"}}}
+	res, err := p.Up(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Instance.Action != provision.Updated {
+		t.Errorf("action = %s, want updated", res.Instance.Action)
+	}
+	for _, i := range e.sim.Snapshot().Instances {
+		if _, ok := i.Params["scopes"]; !ok {
+			t.Errorf("simulator parameters not updated: %v", i.Params)
+		}
+	}
+	req.Params = map[string]any{"xsappname": "other-app", "tenant-mode": "dedicated"}
+	_, err = p.Up(context.Background(), req)
+	if err == nil || !strings.Contains(err.Error(), "xsappname") || !strings.Contains(provision.HintOf(err), "xsprov recreate") {
+		t.Errorf("xsappname change: err = %v, hint = %q", err, provision.HintOf(err))
+	}
+}
+
+func TestUpBrokerFailureThenRecreate(t *testing.T) {
+	e := newEnv(t)
+	p := e.connect(t, ciAuth)
+	e.sim.FailNext(cfsim.OpCreate, "quota exceeded")
+	req := e.upReq(t, "bad", nil)
+	_, err := p.Up(context.Background(), req)
+	var jf *provision.JobFailedError
+	if !errors.As(err, &jf) || jf.Errors[0].Code != 10009 || !strings.Contains(err.Error(), "quota exceeded") {
+		t.Fatalf("err = %v, want a failed job with 10009 and the broker message", err)
+	}
+	if _, err := os.Stat(req.Out.Path); !os.IsNotExist(err) {
+		t.Errorf("a credentials file was written after a failure")
+	}
+	res, err := p.Up(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Instance.Action != provision.Recreated {
+		t.Errorf("action = %s, want recreated", res.Instance.Action)
+	}
+	if n := len(e.sim.Snapshot().Instances); n != 1 {
+		t.Errorf("%d instances, want 1", n)
+	}
+}
+
+func TestDownRemovesEverything(t *testing.T) {
+	e := newEnv(t, cfsim.WithBrokerDelay(20*time.Millisecond))
+	p := e.connect(t, ciAuth)
+	req := e.upReq(t, "gone", nil)
+	if _, err := p.Up(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	res, err := p.Down(context.Background(), provision.DownRequest{Ref: req.Ref, OutPath: req.Out.Path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Instance.Action != provision.Deleted || res.FileAction != provision.Deleted {
+		t.Errorf("down result = %+v", res)
+	}
+	st := e.sim.Snapshot()
+	if len(st.Instances) != 0 || len(st.Keys) != 0 {
+		t.Errorf("left %d instances and %d keys", len(st.Instances), len(st.Keys))
+	}
+	if _, err := os.Stat(req.Out.Path); !os.IsNotExist(err) {
+		t.Errorf("credentials file still there")
+	}
+	// idempotent
+	res, err = p.Down(context.Background(), provision.DownRequest{Ref: req.Ref, OutPath: req.Out.Path})
+	if err != nil || res.Instance.Action != provision.Absent {
+		t.Errorf("second down: %v, %+v", err, res)
+	}
+}
+
+func TestBadCredentialsIsAuthError(t *testing.T) {
+	e := newEnv(t)
+	hc := provision.NewHTTPClient(&provision.Transport{}, false)
+	for _, auth := range []provision.Auth{
+		{ClientID: "ci-client", ClientSecret: "wrong"},
+		{Username: "admin", Password: "wrong"},
+	} {
+		s, err := provision.Connect(context.Background(), e.srv.URL, auth, hc, false)
+		if err == nil {
+			p := provision.NewProvisioner(s, nil)
+			_, err = p.Up(context.Background(), e.upReq(t, "x", nil))
+		}
+		var ae *provision.AuthError
+		if !errors.As(err, &ae) {
+			t.Errorf("%s: err = %v (%T), want *AuthError", auth.Method(), err, err)
+		} else if strings.Contains(err.Error(), "wrong") {
+			t.Errorf("error leaks the secret: %v", err)
+		}
+	}
+}
