@@ -591,13 +591,22 @@ func (p *Provisioner) fetchAndWrite(ctx context.Context, key *resource.ServiceCr
 	if err != nil {
 		return err
 	}
-	p.rep().Step("Writing credentials to " + out.Path)
-	if err := WriteFileAtomic(out.Path, data); err != nil {
-		return err
-	}
-	p.rep().Done()
 	res.File = out.Path
-	res.FileAction = Updated
+	switch prev, err := os.ReadFile(out.Path); {
+	case err == nil && string(prev) == string(data):
+		res.FileAction = Unchanged
+	case err == nil:
+		res.FileAction = Updated
+	default:
+		res.FileAction = Created
+	}
+	if res.FileAction != Unchanged {
+		p.rep().Step("Writing credentials to " + out.Path)
+		if err := WriteFileAtomic(out.Path, data); err != nil {
+			return err
+		}
+		p.rep().Done()
+	}
 	if GitExposure(out.Path) {
 		w := out.Path + " is inside a git work tree and not ignored; add it to .gitignore so the credentials are never committed"
 		p.rep().Warn(w)

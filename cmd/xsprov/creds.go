@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+
+	"github.com/spf13/cobra"
+
+	"github.com/xsprov/xsprov/provision"
+)
+
+// CredsOptions are the inputs of `xsprov creds`.
+type CredsOptions struct {
+	Target                 targetFlags
+	Instance               string
+	Key                    string
+	Out, Format, EnvPrefix string
+	JSON                   bool
+}
+
+func newCredsCmd(f *Factory, runF func(context.Context, *CredsOptions) error) *cobra.Command {
+	opts := &CredsOptions{}
+	cmd := &cobra.Command{
+		Use:   "creds INSTANCE",
+		Short: "Read an existing key's credentials and (re)write the credentials file",
+		Args:  exactArgs(1, "INSTANCE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Instance = args[0]
+			if err := checkInstanceName(opts.Instance); err != nil {
+				return err
+			}
+			if err := checkOutput(opts.Instance, &opts.Out, &opts.Format); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return credsRun(cmd.Context(), f, opts)
+		},
+	}
+	opts.Target.register(cmd)
+	cmd.Flags().StringVar(&opts.Key, "key", "", "service key name (default INSTANCE-key)")
+	registerOutputFlags(cmd, &opts.Out, &opts.Format, &opts.EnvPrefix)
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print a machine-readable result on stdout (never secret values)")
+	return cmd
+}
+
+func credsRun(ctx context.Context, f *Factory, o *CredsOptions) error {
+	s, err := f.resolve(o.Target)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := withTimeout(ctx, s.timeout)
+	defer cancel()
+	c, err := f.connect(ctx, s)
+	if err != nil {
+		return err
+	}
+	res, err := c.prov.Creds(ctx, provision.CredsRequest{
+		Ref: provision.Ref{Org: s.org, Space: s.space, Instance: o.Instance}, Key: o.Key,
+		Out: provision.Output{Path: o.Out, Format: o.Format, EnvPrefix: o.EnvPrefix},
+	})
+	if err != nil {
+		return err
+	}
+	if o.JSON {
+		return writeJSONDoc(f.IO.Out, res)
+	}
+	printResult(f.IO.Out, res)
+	return nil
+}

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/xsprov/xsprov/provision"
+	"github.com/xsprov/xsprov/provision/xssec"
+)
+
+// Exit codes, documented in `xsprov --help` and the README.
+const (
+	exitOK          = 0
+	exitFailure     = 1
+	exitUsage       = 2
+	exitTimeout     = 3
+	exitAuth        = 4
+	exitInterrupted = 130
+)
+
+const exitCodesHelp = `Exit status:
+  0    success
+  1    failure (Cloud Foundry or the broker refused or failed an operation)
+  2    usage or bad input (flags, files, environment); nothing was sent
+  3    timeout (--timeout ran out); re-run to resume
+  4    authentication failed
+  130  interrupted (Ctrl-C or SIGTERM); re-run to resume`
+
+// flagError is a command-line error: it prints usage and exits 2.
+type flagError struct{ err error }
+
+func (e *flagError) Error() string { return e.err.Error() }
+func (e *flagError) Unwrap() error { return e.err }
+
+func flagErrorf(format string, args ...any) error {
+	return &flagError{err: fmt.Errorf(format, args...)}
+}
+
+// silentError has been reported already; only its code matters.
+type silentError struct{ code int }
+
+func (e *silentError) Error() string { return fmt.Sprintf("exit %d", e.code) }
+
+// exitCode maps an error to the process exit code. It is the only place
+// that does.
+func exitCode(err error) int {
+	var se *silentError
+	var ue *provision.UsageError
+	var fe *flagError
+	var ie *xssec.InvalidError
+	var ae *provision.AuthError
+	var te *provision.TimeoutError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &se):
+		return se.code
+	case errors.Is(err, context.Canceled):
+		return exitInterrupted
+	case errors.As(err, &ue), errors.As(err, &fe), errors.As(err, &ie):
+		return exitUsage
+	case errors.As(err, &ae):
+		return exitAuth
+	case errors.As(err, &te), errors.Is(err, context.DeadlineExceeded):
+		return exitTimeout
+	}
+	return exitFailure
+}
+
+// printError prints an error once, with its hint, cf-style.
+func printError(w io.Writer, err error, interruptedState string) {
+	var se *silentError
+	if errors.As(err, &se) {
+		return
+	}
+	switch {
+	case errors.Is(err, context.Canceled):
+		fmt.Fprintln(w, "Interrupted.")
+		if interruptedState != "" {
+			fmt.Fprintln(w, interruptedState)
+		}
+		fmt.Fprintln(w, "Nothing is lost: re-running the same command resumes where this one stopped.")
+		return
+	case errors.Is(err, context.DeadlineExceeded):
+		fmt.Fprintln(w, "Error: timed out (--timeout); re-run the same command to resume")
+		return
+	}
+	fmt.Fprintf(w, "Error: %v\n", err)
+	if h := provision.HintOf(err); h != "" {
+		fmt.Fprintf(w, "Hint: %s\n", h)
+	}
+	var fe *flagError
+	if errors.As(err, &fe) {
+		fmt.Fprintln(w, "Run with --help for usage.")
+	}
+}

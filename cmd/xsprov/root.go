@@ -1,0 +1,292 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/xsprov/xsprov/provision"
+	"github.com/xsprov/xsprov/provision/cfsim"
+)
+
+// version is set with -ldflags "-X main.version=…"; otherwise the module
+// version from the build info.
+var version = ""
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+// Factory holds the dependencies of commands, built lazily: a command that
+// needs no network builds no client.
+type Factory struct {
+	IO     *IOStreams
+	Getenv func(string) string
+	Clock  provision.Clock
+	// Backoff overrides the job polling schedule (tests).
+	Backoff provision.Backoff
+	// BaseTransport overrides the HTTP transport under the retry layer (tests).
+	BaseTransport http.RoundTripper
+
+	closers []func()
+	rep     *reporter
+}
+
+func (f *Factory) getenv(k string) string {
+	if f.Getenv == nil {
+		return os.Getenv(k)
+	}
+	return f.Getenv(k)
+}
+
+func (f *Factory) close() {
+	for i := len(f.closers) - 1; i >= 0; i-- {
+		f.closers[i]()
+	}
+	f.closers = nil
+}
+
+// newRootCmd builds the command tree.
+func newRootCmd(f *Factory) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "xsprov",
+		Short: "Provision SAP XSUAA service instances and keys on Cloud Foundry",
+		Long: `xsprov creates (or converges) an XSUAA service instance with its xs-security
+parameters through the Cloud Foundry v3 API, creates or reuses a service key, and
+writes the key's credentials to a local file, atomically and with mode 0600.
+
+Authentication (never a secret as a flag value), first match wins:
+  CF_CLIENT_ID + CF_CLIENT_SECRET   (or --client-id + --client-secret-file)
+  CF_USERNAME + CF_PASSWORD         (client "cf"; --origin for another identity provider)
+  the cf CLI login in CF_HOME       (~/.cf/config.json, with its target)
+
+Try it without a Cloud Foundry: xsprov up my-xsuaa --api sim --xsappname myAppName`,
+		Version:       versionString(),
+		SilenceErrors: true,
+		SilenceUsage:  true,
+	}
+	root.SetVersionTemplate("xsprov version {{.Version}}\n")
+	root.SetUsageTemplate(root.UsageTemplate() + "\n" + exitCodesHelp + "\n")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &flagError{err: err} })
+	root.AddCommand(
+		newUpCmd(f, nil),
+		newDownCmd(f, nil),
+		newRecreateCmd(f, nil),
+		newStatusCmd(f, nil),
+		newCredsCmd(f, nil),
+		newSimCmd(f, nil),
+	)
+	return root
+}
+
+// targetFlags are the flags every command that talks to Cloud Foundry has.
+type targetFlags struct {
+	API, Org, Space  string
+	SkipSSL          bool
+	ClientID         string
+	ClientSecretFile string
+	Origin           string
+	Timeout          time.Duration
+	Trace            bool
+}
+
+func (t *targetFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&t.API, "api", "", "Cloud Foundry API URL, or \"sim\" for the embedded simulator (default: $CF_API, then the cf CLI target)")
+	fl.StringVarP(&t.Org, "org", "o", "", "organization (default: $CF_ORG, then the cf CLI target)")
+	fl.StringVarP(&t.Space, "space", "s", "", "space (default: $CF_SPACE, then the cf CLI target)")
+	fl.BoolVar(&t.SkipSSL, "skip-ssl-validation", false, "do not verify the API's TLS certificate")
+	fl.StringVar(&t.ClientID, "client-id", "", "log in with this OAuth client (secret from --client-secret-file or $CF_CLIENT_SECRET)")
+	fl.StringVar(&t.ClientSecretFile, "client-secret-file", "", "file holding the client secret")
+	fl.StringVar(&t.Origin, "origin", "", "identity provider origin for CF_USERNAME/CF_PASSWORD")
+	fl.DurationVar(&t.Timeout, "timeout", 15*time.Minute, "give up waiting after this long (exit 3); re-running resumes")
+	fl.BoolVar(&t.Trace, "trace", false, "trace HTTP requests on stderr with secrets hidden (also $CF_TRACE=true or a file path)")
+}
+
+// settings is the resolved, validated target: everything is known before the
+// first request.
+type settings struct {
+	api        string
+	sim        bool
+	org, space string
+	auth       provision.Auth
+	skipSSL    bool
+	trace      io.Writer
+	timeout    time.Duration
+}
+
+// resolve turns flags, environment and the cf CLI config into settings.
+// Every problem is a usage error (exit 2) and nothing is sent.
+func (f *Factory) resolve(t targetFlags) (*settings, error) {
+	if t.Timeout <= 0 {
+		return nil, flagErrorf("--timeout must be positive, got %s", t.Timeout)
+	}
+	s := &settings{skipSSL: t.SkipSSL, timeout: t.Timeout}
+	cfHome := f.getenv("CF_HOME")
+	if cfHome == "" {
+		cfHome, _ = os.UserHomeDir()
+	}
+	cfc, err := provision.LoadCFConfig(cfHome)
+	if err != nil {
+		return nil, err
+	}
+	api, apiFromCF := firstOf(t.API, f.getenv("CF_API")), false
+	if api == "" && cfc != nil && cfc.Target != "" {
+		api, apiFromCF = cfc.Target, true
+		s.skipSSL = s.skipSSL || cfc.SSLDisabled
+	}
+	switch {
+	case api == "":
+		return nil, provision.Usagef("no Cloud Foundry API: use --api URL, set CF_API, or run 'cf api URL' (or try --api sim)")
+	case api == "sim":
+		s.sim = true
+	default:
+		if err := provision.ValidateAPI(api); err != nil {
+			if t.API == "" {
+				return nil, provision.Usagef("CF_API: %v", err)
+			}
+			return nil, err
+		}
+		s.api = strings.TrimRight(api, "/")
+	}
+	s.org, s.space = firstOf(t.Org, f.getenv("CF_ORG")), firstOf(t.Space, f.getenv("CF_SPACE"))
+	useCF := cfc != nil && (apiFromCF || strings.TrimRight(cfc.Target, "/") == s.api)
+	if useCF {
+		s.org = firstOf(s.org, cfc.OrganizationFields.Name)
+		s.space = firstOf(s.space, cfc.SpaceFields.Name)
+	}
+	if s.sim {
+		s.org, s.space = firstOf(s.org, cfsim.DefaultOrg), firstOf(s.space, cfsim.DefaultSpace)
+	}
+	if s.org == "" || s.space == "" {
+		return nil, provision.Usagef("no org and space: use --org and --space, set CF_ORG and CF_SPACE, or run 'cf target -o ORG -s SPACE'")
+	}
+	switch {
+	case t.ClientID != "":
+		secret := f.getenv("CF_CLIENT_SECRET")
+		if t.ClientSecretFile != "" {
+			b, err := os.ReadFile(t.ClientSecretFile)
+			if err != nil {
+				return nil, flagErrorf("--client-secret-file: %v", err)
+			}
+			secret = strings.TrimRight(string(b), "\r\n")
+		}
+		if secret == "" {
+			return nil, flagErrorf("--client-id %s needs --client-secret-file or $CF_CLIENT_SECRET", t.ClientID)
+		}
+		s.auth = provision.Auth{ClientID: t.ClientID, ClientSecret: secret}
+	case t.ClientSecretFile != "":
+		return nil, flagErrorf("--client-secret-file needs --client-id")
+	case f.getenv("CF_CLIENT_ID") != "":
+		if f.getenv("CF_CLIENT_SECRET") == "" {
+			return nil, provision.Usagef("CF_CLIENT_ID is set but CF_CLIENT_SECRET is empty")
+		}
+		s.auth = provision.Auth{ClientID: f.getenv("CF_CLIENT_ID"), ClientSecret: f.getenv("CF_CLIENT_SECRET")}
+	case f.getenv("CF_USERNAME") != "":
+		if f.getenv("CF_PASSWORD") == "" {
+			return nil, provision.Usagef("CF_USERNAME is set but CF_PASSWORD is empty")
+		}
+		s.auth = provision.Auth{Username: f.getenv("CF_USERNAME"), Password: f.getenv("CF_PASSWORD"), Origin: t.Origin}
+	case s.sim:
+		s.auth = provision.Auth{ClientID: cfsim.CIClientID, ClientSecret: cfsim.CIClientSecret}
+	default:
+		s.auth = provision.Auth{CFHome: cfHome}
+	}
+	if t.Origin != "" && s.auth.Username == "" {
+		return nil, flagErrorf("--origin applies to CF_USERNAME/CF_PASSWORD logins only")
+	}
+	switch tr := f.getenv("CF_TRACE"); {
+	case t.Trace || strings.EqualFold(tr, "true"):
+		s.trace = f.IO.ErrOut
+	case tr != "" && !strings.EqualFold(tr, "false"):
+		fh, err := os.OpenFile(tr, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+		if err != nil {
+			return nil, provision.Usagef("CF_TRACE: cannot open trace file: %v", err)
+		}
+		f.closers = append(f.closers, func() { fh.Close() })
+		s.trace = fh
+	}
+	return s, nil
+}
+
+func firstOf(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// conn is a connected provisioner with its progress reporter.
+type conn struct {
+	prov *provision.Provisioner
+	rep  *reporter
+	set  *settings
+}
+
+// connect starts the embedded simulator when asked, logs in, and returns a
+// provisioner. ctx bounds every wait.
+func (f *Factory) connect(ctx context.Context, s *settings) (*conn, error) {
+	if s.sim {
+		h, err := startEmbeddedSim(f.simStatePath())
+		if err != nil {
+			return nil, err
+		}
+		f.closers = append(f.closers, h.Close)
+		s.api = h.URL
+	}
+	tr := &provision.Transport{Base: f.BaseTransport, Clock: f.Clock, Done: ctx.Done(), Trace: s.trace}
+	if dl, ok := ctx.Deadline(); ok {
+		tr.Deadline = dl
+	}
+	hc := provision.NewHTTPClient(tr, s.skipSSL)
+	sess, err := provision.Connect(ctx, s.api, s.auth, hc, s.skipSSL)
+	if err != nil {
+		return nil, err
+	}
+	rep := f.reporter()
+	p := provision.NewProvisioner(sess, rep)
+	p.Clock, p.Backoff = f.Clock, f.Backoff
+	return &conn{prov: p, rep: rep, set: s}, nil
+}
+
+func (f *Factory) simStatePath() string {
+	if p := f.getenv("XSPROV_SIM_STATE"); p != "" {
+		return p
+	}
+	dir := f.getenv("XDG_STATE_HOME")
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			home = os.TempDir()
+		}
+		dir = filepath.Join(home, ".local", "state")
+	}
+	return filepath.Join(dir, "xsprov", "sim-state.json")
+}
+
+// reporter returns the command's progress reporter.
+func (f *Factory) reporter() *reporter {
+	if f.rep == nil {
+		f.rep = newReporter(f.IO)
+	}
+	return f.rep
+}
+
+func withTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, d)
+}

@@ -1,0 +1,218 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
+
+	"github.com/xsprov/xsprov/provision"
+	"github.com/xsprov/xsprov/provision/cfsim"
+)
+
+// SimOptions are the inputs of `xsprov sim`.
+type SimOptions struct {
+	Addr          string
+	SeedFile      string
+	StateFile     string
+	BrokerDelay   time.Duration
+	Delays        []string // op=duration
+	TokenLifetime time.Duration
+	PerPage       int
+	RateLimit     string // N/window
+	Flaky         float64
+	Lost          float64
+	SecondBroker  bool
+	HidePlans     []string // plan=org/space
+	FailNext      []string // op=message
+	Deterministic bool
+	Log           bool
+
+	simOpts []cfsim.Option
+	fails   [][2]string
+}
+
+func newSimCmd(f *Factory, runF func(context.Context, *SimOptions) error) *cobra.Command {
+	opts := &SimOptions{}
+	cmd := &cobra.Command{
+		Use:   "sim",
+		Short: "Serve the Cloud Foundry simulator (Cloud Controller v3, UAA, XSUAA broker)",
+		Long: `Serve the simulator that xsprov's tests and the quick start use: the Cloud
+Controller v3 API, the UAA token endpoint and the XSUAA broker, on loopback.
+Point xsprov (--api URL) or the cf CLI (cf api URL) at it. Stop with Ctrl-C.
+
+Seed: org acme (spaces dev, prod), org other (space dev), offering xsuaa with
+plans application, broker, apiaccess, space; user admin / admin-secret; client
+ci-client / ci-secret. --seed FILE (YAML or JSON) replaces it.`,
+		Example: `  xsprov sim
+  xsprov sim --broker-delay 300ms --state /tmp/cf.json
+  xsprov sim --rate-limit 100/1m --flaky 0.1 --fail-next create="quota exceeded"`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := opts.build(); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return simRun(cmd.Context(), f, opts)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&opts.Addr, "addr", "127.0.0.1:9022", "listen address")
+	fl.StringVar(&opts.SeedFile, "seed", "", "seed file (YAML or JSON) replacing the default world")
+	fl.StringVar(&opts.StateFile, "state", "", "keep the world in this JSON file (loaded at start, saved on every change)")
+	fl.DurationVar(&opts.BrokerDelay, "broker-delay", 0, "broker time of every operation")
+	fl.StringArrayVar(&opts.Delays, "delay", nil, "broker time of one operation: OP=DURATION, OP one of "+strings.Join(cfsim.AllOps, ", ")+" (repeatable)")
+	fl.DurationVar(&opts.TokenLifetime, "token-lifetime", 10*time.Minute, "access token lifetime")
+	fl.IntVar(&opts.PerPage, "per-page", 50, "default page size of lists")
+	fl.StringVar(&opts.RateLimit, "rate-limit", "", "N/WINDOW requests per user (e.g. 100/1m); more get 429")
+	fl.Float64Var(&opts.Flaky, "flaky", 0, "fraction (0..1) of requests answered 502/503 by the gateway")
+	fl.Float64Var(&opts.Lost, "lost-responses", 0, "fraction (0..1) of writes applied but never answered")
+	fl.BoolVar(&opts.SecondBroker, "second-broker", false, "add a broker xsuaa-clone that also offers xsuaa")
+	fl.StringArrayVar(&opts.HidePlans, "hide-plan", nil, "hide a plan from a space: PLAN=ORG/SPACE (repeatable)")
+	fl.StringArrayVar(&opts.FailNext, "fail-next", nil, "fail the next broker operation: OP=MESSAGE (repeatable)")
+	fl.BoolVar(&opts.Deterministic, "deterministic-ids", false, "sequential GUIDs and secrets")
+	fl.BoolVar(&opts.Log, "log", false, "log every request on stderr")
+	return cmd
+}
+
+// build validates the flags into simulator options; problems are exit 2.
+func (o *SimOptions) build() error {
+	if o.BrokerDelay < 0 {
+		return flagErrorf("--broker-delay must not be negative")
+	}
+	o.simOpts = append(o.simOpts, cfsim.WithBrokerDelay(o.BrokerDelay), cfsim.WithTokenLifetime(o.TokenLifetime))
+	for _, d := range o.Delays {
+		op, v, ok := strings.Cut(d, "=")
+		dur, err := time.ParseDuration(v)
+		if !ok || !contains(cfsim.AllOps, op) || err != nil || dur < 0 {
+			return flagErrorf("--delay %q: want OP=DURATION with OP one of %s", d, strings.Join(cfsim.AllOps, ", "))
+		}
+		o.simOpts = append(o.simOpts, cfsim.WithOperationDelay(op, dur))
+	}
+	if o.TokenLifetime < time.Second {
+		return flagErrorf("--token-lifetime must be at least 1s")
+	}
+	if o.PerPage < 1 || o.PerPage > 5000 {
+		return flagErrorf("--per-page must be between 1 and 5000")
+	}
+	o.simOpts = append(o.simOpts, cfsim.WithDefaultPerPage(o.PerPage))
+	if o.RateLimit != "" {
+		n, w, ok := strings.Cut(o.RateLimit, "/")
+		count, err1 := strconv.Atoi(n)
+		win, err2 := time.ParseDuration(w)
+		if !ok || err1 != nil || err2 != nil || count < 1 || win <= 0 {
+			return flagErrorf("--rate-limit %q: want N/WINDOW, e.g. 100/1m", o.RateLimit)
+		}
+		o.simOpts = append(o.simOpts, cfsim.WithRateLimit(count, win))
+	}
+	for name, v := range map[string]float64{"--flaky": o.Flaky, "--lost-responses": o.Lost} {
+		if v < 0 || v > 1 {
+			return flagErrorf("%s must be between 0 and 1", name)
+		}
+	}
+	if o.Flaky > 0 {
+		o.simOpts = append(o.simOpts, cfsim.WithFlakyGateway(o.Flaky, time.Now().UnixNano()))
+	}
+	if o.Lost > 0 {
+		o.simOpts = append(o.simOpts, cfsim.WithLostResponses(o.Lost))
+	}
+	if o.SecondBroker {
+		o.simOpts = append(o.simOpts, cfsim.WithSecondBroker())
+	}
+	for _, h := range o.HidePlans {
+		plan, space, ok := strings.Cut(h, "=")
+		if !ok || plan == "" || !strings.Contains(space, "/") {
+			return flagErrorf("--hide-plan %q: want PLAN=ORG/SPACE", h)
+		}
+		o.simOpts = append(o.simOpts, cfsim.WithHiddenPlan(plan, space))
+	}
+	for _, fn := range o.FailNext {
+		op, msg, ok := strings.Cut(fn, "=")
+		if !ok || !contains(cfsim.AllOps, op) || msg == "" {
+			return flagErrorf("--fail-next %q: want OP=MESSAGE with OP one of %s", fn, strings.Join(cfsim.AllOps, ", "))
+		}
+		o.fails = append(o.fails, [2]string{op, msg})
+	}
+	if o.SeedFile != "" {
+		b, err := os.ReadFile(o.SeedFile)
+		if err != nil {
+			return flagErrorf("--seed: %v", err)
+		}
+		var seed cfsim.Seed
+		dec := yaml.NewDecoder(strings.NewReader(string(b)))
+		dec.KnownFields(true)
+		if err := dec.Decode(&seed); err != nil {
+			return provision.Usagef("seed file %s: %v", o.SeedFile, err)
+		}
+		if len(seed.Orgs) == 0 || len(seed.Brokers) == 0 || (len(seed.Users) == 0 && len(seed.Clients) == 0) {
+			return provision.Usagef("seed file %s: needs orgs, brokers and at least one user or client", o.SeedFile)
+		}
+		o.simOpts = append(o.simOpts, cfsim.WithSeed(seed))
+	}
+	if o.StateFile != "" {
+		o.simOpts = append(o.simOpts, cfsim.WithStateFile(o.StateFile))
+	}
+	if o.Deterministic {
+		o.simOpts = append(o.simOpts, cfsim.WithDeterministicIDs())
+	}
+	return nil
+}
+
+func simRun(ctx context.Context, f *Factory, o *SimOptions) error {
+	if o.Log {
+		lg := log.New(f.IO.ErrOut, "cfsim: ", log.LstdFlags|log.Lmicroseconds)
+		o.simOpts = append(o.simOpts, cfsim.WithLogf(lg.Printf))
+	}
+	sim, err := cfsim.New(o.simOpts...)
+	if err != nil {
+		return provision.Usagef("simulator: %v", err)
+	}
+	for _, fl := range o.fails {
+		sim.FailNext(fl[0], fl[1])
+	}
+	ln, err := net.Listen("tcp", o.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", o.Addr, err)
+	}
+	url := "http://" + ln.Addr().String()
+	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
+	w := f.IO.Out
+	fmt.Fprintf(w, "Cloud Foundry simulator listening on %s\n", url)
+	fmt.Fprintf(w, "  API:     %s\n", url)
+	fmt.Fprintf(w, "  user:    %s / %s   (cf api %s && cf auth %s %s)\n", cfsim.AdminUser, cfsim.AdminPassword, url, cfsim.AdminUser, cfsim.AdminPassword)
+	fmt.Fprintf(w, "  client:  %s / %s   (CF_CLIENT_ID=%s CF_CLIENT_SECRET=%s)\n", cfsim.CIClientID, cfsim.CIClientSecret, cfsim.CIClientID, cfsim.CIClientSecret)
+	fmt.Fprintf(w, "  target:  org %s, space %s\n", cfsim.DefaultOrg, cfsim.DefaultSpace)
+	if o.SeedFile != "" {
+		fmt.Fprintf(w, "  seed:    %s (the users and clients defined there)\n", o.SeedFile)
+	}
+	fmt.Fprintln(w, "Press Ctrl-C to stop.")
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutdown)
+	if err := sim.Save(); err != nil {
+		return err
+	}
+	fmt.Fprintln(f.IO.ErrOut, "Simulator stopped.")
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

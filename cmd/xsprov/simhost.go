@@ -1,0 +1,61 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/xsprov/xsprov/provision/cfsim"
+)
+
+// simHost runs the simulator in-process for --api sim, on a loopback port,
+// with its world kept in a state file so that separate runs of xsprov see
+// the same landscape. An exclusive lock on the state file serialises
+// concurrent runs, as one Cloud Controller would.
+type simHost struct {
+	URL  string
+	sim  *cfsim.Sim
+	srv  *http.Server
+	lock *os.File
+}
+
+func startEmbeddedSim(statePath string) (*simHost, error) {
+	if err := os.MkdirAll(filepath.Dir(statePath), 0o700); err != nil {
+		return nil, fmt.Errorf("embedded simulator: %w", err)
+	}
+	lock, err := os.OpenFile(statePath+".lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("embedded simulator: %w", err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("embedded simulator: lock %s: %w", statePath, err)
+	}
+	sim, err := cfsim.New(cfsim.WithStateFile(statePath))
+	if err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("embedded simulator: %w", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("embedded simulator: %w", err)
+	}
+	h := &simHost{URL: "http://" + ln.Addr().String(), sim: sim, srv: &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}, lock: lock}
+	go func() { _ = h.srv.Serve(ln) }()
+	return h, nil
+}
+
+func (h *simHost) Close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = h.srv.Shutdown(ctx)
+	_ = h.sim.Save()
+	_ = syscall.Flock(int(h.lock.Fd()), syscall.LOCK_UN)
+	h.lock.Close()
+}

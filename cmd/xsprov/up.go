@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/xsprov/xsprov/provision"
+)
+
+// UpOptions are the inputs of `xsprov up`.
+type UpOptions struct {
+	Target   targetFlags
+	Instance string
+
+	Offering, Plan, Broker string
+	ParamsFile             string
+	XSAppName, TenantMode  string
+	ForeignScopes          []string
+	Tags                   []string
+
+	Key            string
+	KeyParams      string
+	CredentialType string
+
+	Out, Format, EnvPrefix string
+	JSON, NoWait           bool
+}
+
+// outputFlags are --out, --format and --env-prefix, shared by the commands
+// that write a credentials file.
+func registerOutputFlags(cmd *cobra.Command, out, format, prefix *string) {
+	cmd.Flags().StringVar(out, "out", "", "credentials file (default INSTANCE-credentials.json, .env or .yaml after --format)")
+	cmd.Flags().StringVar(format, "format", provision.FormatJSON, "credentials file format: "+strings.Join(provision.Formats, ", "))
+	cmd.Flags().StringVar(prefix, "env-prefix", "XSUAA_", "variable prefix for --format env")
+}
+
+func checkOutput(instance string, out, format *string) error {
+	if !contains(provision.Formats, *format) {
+		return flagErrorf("--format %q is not one of %s", *format, strings.Join(provision.Formats, ", "))
+	}
+	if *out == "" {
+		*out = provision.DefaultOutPath(instance, *format)
+	}
+	return nil
+}
+
+func checkInstanceName(name string) error {
+	if strings.TrimSpace(name) == "" {
+		return flagErrorf("the instance name must not be empty")
+	}
+	if len(name) > 255 {
+		return flagErrorf("the instance name is %d characters long; Cloud Foundry allows 255", len(name))
+	}
+	return nil
+}
+
+func newUpCmd(f *Factory, runF func(context.Context, *UpOptions) error) *cobra.Command {
+	opts := &UpOptions{}
+	cmd := &cobra.Command{
+		Use:   "up INSTANCE",
+		Short: "Create or converge an XSUAA instance and its key, and write the credentials file",
+		Long: `Create the XSUAA service instance INSTANCE (offering xsuaa, plan application by
+default) with its xs-security parameters, or converge an existing one to them;
+create or reuse its service key; and write the key's credentials to a file.
+
+Re-running is safe: an existing instance is reused (and updated when its
+parameters differ), an existing key is reused, nothing is created twice.`,
+		Example: `  xsprov up my-xsuaa --api sim --xsappname myAppName
+  xsprov up my-xsuaa --params xs-security.json --format env
+  CF_CLIENT_ID=… CF_CLIENT_SECRET=… xsprov up my-xsuaa --api https://api.cf.eu10.hana.ondemand.com -o acme -s dev --json`,
+		Args: exactArgs(1, "INSTANCE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Instance = args[0]
+			if err := opts.validate(); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return upRun(cmd.Context(), f, opts)
+		},
+	}
+	opts.register(cmd)
+	return cmd
+}
+
+func (o *UpOptions) register(cmd *cobra.Command) {
+	o.Target.register(cmd)
+	fl := cmd.Flags()
+	fl.StringVar(&o.Offering, "offering", "xsuaa", "service offering")
+	fl.StringVar(&o.Plan, "plan", "application", "service plan")
+	fl.StringVar(&o.Broker, "broker", "", "service broker, when several offer the offering")
+	fl.StringVar(&o.ParamsFile, "params", "", "xs-security.json with the instance parameters (flags override its fields)")
+	fl.StringVar(&o.XSAppName, "xsappname", "", "xsappname (default: the params file's, else INSTANCE)")
+	fl.StringVar(&o.TenantMode, "tenant-mode", "", "tenant mode: dedicated, shared or external (default dedicated)")
+	fl.StringArrayVar(&o.ForeignScopes, "foreign-scope", nil, "foreign scope reference, e.g. '$XSAPPNAME(application,other-app).Read' (repeatable)")
+	fl.StringArrayVar(&o.Tags, "tag", nil, "instance tag (repeatable)")
+	fl.StringVar(&o.Key, "key", "", "service key name (default INSTANCE-key)")
+	fl.StringVar(&o.KeyParams, "key-params", "", "key parameters: a JSON object or a file holding one")
+	fl.StringVar(&o.CredentialType, "credential-type", "", "key credential type: binding-secret or x509 (default: the instance's first credential-types entry)")
+	registerOutputFlags(cmd, &o.Out, &o.Format, &o.EnvPrefix)
+	fl.BoolVar(&o.JSON, "json", false, "print a machine-readable result on stdout (never secret values)")
+	fl.BoolVar(&o.NoWait, "no-wait", false, "return once Cloud Foundry accepted the operations, without waiting for them")
+}
+
+func (o *UpOptions) validate() error {
+	if err := checkInstanceName(o.Instance); err != nil {
+		return err
+	}
+	if o.TenantMode != "" && !contains([]string{"dedicated", "shared", "external"}, o.TenantMode) {
+		return flagErrorf("--tenant-mode %q is not one of dedicated, shared, external", o.TenantMode)
+	}
+	if o.CredentialType != "" && !contains([]string{"binding-secret", "x509"}, o.CredentialType) {
+		return flagErrorf("--credential-type %q is not one of binding-secret, x509", o.CredentialType)
+	}
+	for _, v := range []struct{ flag, val string }{{"--offering", o.Offering}, {"--plan", o.Plan}} {
+		if strings.TrimSpace(v.val) == "" {
+			return flagErrorf("%s must not be empty", v.flag)
+		}
+	}
+	return checkOutput(o.Instance, &o.Out, &o.Format)
+}
+
+// request builds the core request; every input problem is a usage error.
+func (o *UpOptions) request(rep provision.Reporter, s *settings) (provision.UpRequest, error) {
+	params, warnings, err := provision.BuildParams(provision.ParamsInput{
+		File: o.ParamsFile, XSAppName: o.XSAppName, TenantMode: o.TenantMode,
+		ForeignScopes: o.ForeignScopes, Instance: o.Instance,
+	})
+	if err != nil {
+		return provision.UpRequest{}, err
+	}
+	for _, w := range warnings {
+		rep.Warn(w.Path + ": " + w.Message)
+	}
+	keyParams, err := provision.ParseKeyParams(o.KeyParams)
+	if err != nil {
+		return provision.UpRequest{}, err
+	}
+	if o.CredentialType != "" {
+		if keyParams == nil {
+			keyParams = map[string]any{}
+		}
+		keyParams["credential-type"] = o.CredentialType
+	}
+	return provision.UpRequest{
+		Ref:      provision.Ref{Org: s.org, Space: s.space, Instance: o.Instance},
+		Offering: o.Offering, Plan: o.Plan, Broker: o.Broker,
+		Params: params, Tags: o.Tags, Key: o.Key, KeyParams: keyParams,
+		Out:    provision.Output{Path: o.Out, Format: o.Format, EnvPrefix: o.EnvPrefix},
+		NoWait: o.NoWait,
+	}, nil
+}
+
+func upRun(ctx context.Context, f *Factory, o *UpOptions) error {
+	s, err := f.resolve(o.Target)
+	if err != nil {
+		return err
+	}
+	req, err := o.request(f.reporter(), s)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := withTimeout(ctx, s.timeout)
+	defer cancel()
+	c, err := f.connect(ctx, s)
+	if err != nil {
+		return err
+	}
+	res, err := c.prov.Up(ctx, req)
+	if err != nil {
+		return err
+	}
+	if o.JSON {
+		return writeJSONDoc(f.IO.Out, res)
+	}
+	printResult(f.IO.Out, res)
+	return nil
+}
+
+func printResult(w io.Writer, r *provision.Result) {
+	row := func(k, v string) { fmt.Fprintf(w, "%-18s %s\n", k+":", v) }
+	inst := r.Instance.Name + " (" + string(r.Instance.Action) + ")"
+	row("service instance", inst)
+	if r.Key != nil {
+		row("service key", r.Key.Name+" ("+string(r.Key.Action)+")")
+	}
+	if r.File != "" {
+		row("credentials file", r.File+" ("+string(r.FileAction)+")")
+	}
+	if r.ClientID != "" {
+		row("client id", r.ClientID)
+	}
+	if r.URL != "" {
+		row("token url", r.URL+"/oauth/token")
+	}
+}
+
+func exactArgs(n int, names string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) != n {
+			return flagErrorf("expected %s, got %d argument(s)", names, len(args))
+		}
+		return nil
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
