@@ -12,6 +12,7 @@
 package cfsim
 
 import (
+	"crypto/rsa"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -138,6 +139,7 @@ type Sim struct {
 	rate     map[string]*window
 	rng      *rand.Rand
 	signer   *signer // built lazily from st.SigningKey
+	pregen   *rsa.PrivateKey
 
 	verified sync.Map // token string → *claims (signature checked)
 
@@ -193,6 +195,9 @@ func New(opts ...Option) (*Sim, error) {
 	}
 	if err := s.saveLocked(); err != nil {
 		return nil, err
+	}
+	if s.st.SigningKey == "" {
+		go s.pregenerate()
 	}
 	return s, nil
 }

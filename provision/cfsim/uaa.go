@@ -19,6 +19,21 @@ import (
 	"time"
 )
 
+// pregenerate makes the signing key in the background, outside the lock, so
+// that the first token request does not pay for it.
+func (s *Sim) pregenerate() {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.st.SigningKey == "" {
+		s.pregen = k
+		_, _ = s.ensureSigner()
+	}
+}
+
 // signer signs and verifies RS256 JWTs.
 type signer struct {
 	key    *rsa.PrivateKey
@@ -69,9 +84,12 @@ func (s *Sim) ensureSigner() (*signer, error) {
 		}
 		key = k
 	} else {
-		k, err := rsa.GenerateKey(rand.Reader, 2048)
-		if err != nil {
-			return nil, err
+		k := s.pregen
+		if k == nil {
+			var err error
+			if k, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
+				return nil, err
+			}
 		}
 		key = k
 		s.st.SigningKey = string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)}))
