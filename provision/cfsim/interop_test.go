@@ -1,0 +1,74 @@
+package cfsim_test
+
+import (
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xsprov/xsprov/provision/cfsim"
+)
+
+// cfBinary finds the cf CLI: $XSPROV_CF_BIN, the one scripts/build-cf makes,
+// or cf on the PATH.
+func cfBinary(t *testing.T) string {
+	if p := os.Getenv("XSPROV_CF_BIN"); p != "" {
+		return p
+	}
+	if p, err := filepath.Abs("../../.bin/cf"); err == nil {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if p, err := exec.LookPath("cf"); err == nil {
+		return p
+	}
+	t.Skip("cf CLI not available: scripts/build-cf builds it into .bin/cf (it needs the Go module proxy); skipping the cf CLI interoperability test")
+	return ""
+}
+
+// TestCFCLIInterop drives the real cf CLI (v8) through the provisioning
+// flow against the simulator: what it reads (links.login, JWTs decoded
+// locally, Location job URLs) must be what the real Cloud Controller sends.
+func TestCFCLIInterop(t *testing.T) {
+	cf := cfBinary(t)
+	sim := cfsim.MustNew(cfsim.WithBrokerDelay(50 * time.Millisecond))
+	srv := httptest.NewServer(sim)
+	defer srv.Close()
+	home := t.TempDir()
+	params := filepath.Join(home, "xs-security.json")
+	if err := os.WriteFile(params, []byte(`{"xsappname":"cfcli-app","tenant-mode":"dedicated"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func(want string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command(cf, args...)
+		cmd.Env = append(os.Environ(), "CF_HOME="+home, "CF_COLOR=false", "CF_TRACE=false")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("cf %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		if !strings.Contains(string(out), want) {
+			t.Fatalf("cf %s: output lacks %q:\n%s", strings.Join(args, " "), want, out)
+		}
+		return string(out)
+	}
+	run("API version:    "+cfsim.APIVersion, "api", srv.URL)
+	run("OK", "auth", cfsim.AdminUser, cfsim.AdminPassword)
+	run("space:          dev", "target", "-o", "acme", "-s", "dev")
+	run("Service instance cf-xsuaa created.", "create-service", "xsuaa", "application", "cf-xsuaa", "-c", params, "--wait")
+	run("OK", "create-service-key", "cf-xsuaa", "cf-key", "--wait")
+	out := run(`"clientid": "sb-cfcli-app!t1001"`, "service-key", "cf-xsuaa", "cf-key")
+	if !strings.Contains(out, `"clientsecret": "`) || !strings.Contains(out, `"url": "`+srv.URL+`/xsuaa/acme"`) {
+		t.Errorf("cf service-key output lacks the secret or url:\n%s", out)
+	}
+	run("OK", "delete-service-key", "cf-xsuaa", "cf-key", "-f")
+	run("Service instance cf-xsuaa deleted.", "delete-service", "cf-xsuaa", "-f")
+	st := sim.Snapshot()
+	if len(st.Instances) != 0 || len(st.Keys) != 0 {
+		t.Errorf("after the cf CLI deleted everything the simulator holds %d instances and %d keys", len(st.Instances), len(st.Keys))
+	}
+}
