@@ -1,0 +1,347 @@
+package cfsim_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/xsprov/xsprov/provision/cfsim"
+)
+
+// fakeClock is a settable clock.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// client is a tiny raw client for the simulator, logged in as ci-client.
+type rawClient struct {
+	t     testing.TB
+	base  string
+	token string
+	h     http.Handler
+}
+
+func newRaw(t testing.TB, h http.Handler) *rawClient {
+	c := &rawClient{t: t, base: "http://sim.test", h: h}
+	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {cfsim.CIClientID}, "client_secret": {cfsim.CIClientSecret}}
+	rec := c.do(http.MethodPost, "/uaa/oauth/token", "application/x-www-form-urlencoded", form.Encode(), false)
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &tok); err != nil || tok.AccessToken == "" {
+		t.Fatalf("token: %d %s", rec.Code, rec.Body)
+	}
+	c.token = tok.AccessToken
+	return c
+}
+
+func (c *rawClient) do(method, path, ctype, body string, auth bool) *httptest.ResponseRecorder {
+	c.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req := httptest.NewRequest(method, c.base+path, rd)
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	if auth {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	rec := httptest.NewRecorder()
+	c.h.ServeHTTP(rec, req)
+	return rec
+}
+
+func (c *rawClient) json(method, path, body string) (int, map[string]any, http.Header) {
+	c.t.Helper()
+	rec := c.do(method, path, "application/json", body, true)
+	var m map[string]any
+	if rec.Body.Len() > 0 {
+		_ = json.Unmarshal(rec.Body.Bytes(), &m)
+	}
+	return rec.Code, m, rec.Header()
+}
+
+func (c *rawClient) guid(path, query string) string {
+	_, m, _ := c.json(http.MethodGet, path+"?"+query, "")
+	res, _ := m["resources"].([]any)
+	if len(res) == 0 {
+		c.t.Fatalf("no %s for %s", path, query)
+	}
+	return res[0].(map[string]any)["guid"].(string)
+}
+
+func errCode(m map[string]any) int {
+	errs, _ := m["errors"].([]any)
+	if len(errs) == 0 {
+		return 0
+	}
+	return int(errs[0].(map[string]any)["code"].(float64))
+}
+
+func lastOp(m map[string]any) string {
+	lo, _ := m["last_operation"].(map[string]any)
+	return lo["type"].(string) + " " + lo["state"].(string)
+}
+
+func setup(t *testing.T, opts ...cfsim.Option) (*rawClient, *fakeClock, string, string) {
+	clk := newFakeClock()
+	sim := cfsim.MustNew(append([]cfsim.Option{cfsim.WithClock(clk.Now), cfsim.WithDeterministicIDs()}, opts...)...)
+	c := newRaw(t, sim)
+	org := c.guid("/v3/organizations", "names=acme")
+	space := c.guid("/v3/spaces", "names=dev&organization_guids="+org)
+	plan := c.guid("/v3/service_plans", "names=application&service_offering_names=xsuaa")
+	return c, clk, space, plan
+}
+
+func createBody(name, space, plan, params string) string {
+	return `{"type":"managed","name":"` + name + `","relationships":{"space":{"data":{"guid":"` + space + `"}},"service_plan":{"data":{"guid":"` + plan + `"}}},"parameters":` + params + `}`
+}
+
+// TestJobAndLastOperationMoveTogether checks the state machine with a fake
+// clock: PROCESSING/initial, POLLING/in progress, COMPLETE/succeeded.
+func TestJobAndLastOperationMoveTogether(t *testing.T) {
+	c, clk, space, plan := setup(t, cfsim.WithBrokerDelay(10*time.Second))
+	code, _, h := c.json(http.MethodPost, "/v3/service_instances", createBody("i1", space, plan, `{"xsappname":"a1"}`))
+	if code != 202 || !strings.HasPrefix(h.Get("Location"), "http://sim.test/v3/jobs/") {
+		t.Fatalf("create: %d, Location %q", code, h.Get("Location"))
+	}
+	jobPath := strings.TrimPrefix(h.Get("Location"), "http://sim.test")
+	inst := c.guid("/v3/service_instances", "names=i1")
+	check := func(wantJob, wantOp string) {
+		t.Helper()
+		_, j, _ := c.json(http.MethodGet, jobPath, "")
+		_, i, _ := c.json(http.MethodGet, "/v3/service_instances/"+inst, "")
+		if j["state"] != wantJob || lastOp(i) != wantOp {
+			t.Errorf("job %v / instance %s, want %s / %s", j["state"], lastOp(i), wantJob, wantOp)
+		}
+	}
+	check("PROCESSING", "create initial")
+	// An operation in progress blocks PATCH (409 60016), DELETE and keys (422).
+	code, m, _ := c.json(http.MethodPatch, "/v3/service_instances/"+inst, `{"parameters":{"xsappname":"a1"}}`)
+	if code != 409 || errCode(m) != 60016 {
+		t.Errorf("PATCH during create: %d %v", code, m)
+	}
+	code, m, _ = c.json(http.MethodPatch, "/v3/service_instances/"+inst, `{"metadata":{"labels":{"team":"x"}}}`)
+	if code != 200 {
+		t.Errorf("metadata-only PATCH during create: %d %v", code, m)
+	}
+	code, m, _ = c.json(http.MethodDelete, "/v3/service_instances/"+inst, "")
+	if code != 422 || errCode(m) != 10008 {
+		t.Errorf("DELETE during create: %d %v", code, m)
+	}
+	code, m, _ = c.json(http.MethodPost, "/v3/service_credential_bindings", `{"type":"key","name":"k","relationships":{"service_instance":{"data":{"guid":"`+inst+`"}}}}`)
+	if code != 422 || errCode(m) != 10008 {
+		t.Errorf("key during create: %d %v", code, m)
+	}
+	code, m, _ = c.json(http.MethodGet, "/v3/service_instances/"+inst+"/parameters", "")
+	if code != 409 || errCode(m) != 60016 {
+		t.Errorf("parameters during create: %d %v", code, m)
+	}
+	clk.Advance(2 * time.Second)
+	check("POLLING", "create in progress")
+	clk.Advance(9 * time.Second)
+	check("COMPLETE", "create succeeded")
+	_, j, _ := c.json(http.MethodGet, jobPath, "")
+	links := j["links"].(map[string]any)
+	if _, ok := links["service_instances"]; !ok {
+		t.Errorf("job links lack service_instances: %v", links)
+	}
+	// purge removes at once
+	code, _, _ = c.json(http.MethodDelete, "/v3/service_instances/"+inst+"?purge=true", "")
+	if code != 204 {
+		t.Errorf("purge: %d", code)
+	}
+	code, m, _ = c.json(http.MethodGet, "/v3/service_instances/"+inst, "")
+	if code != 404 || errCode(m) != 10010 {
+		t.Errorf("after purge: %d %v", code, m)
+	}
+}
+
+func TestBrokerRules(t *testing.T) {
+	c, _, space, plan := setup(t)
+	create := func(name, params string) map[string]any {
+		t.Helper()
+		code, _, h := c.json(http.MethodPost, "/v3/service_instances", createBody(name, space, plan, params))
+		if code != 202 {
+			t.Fatalf("create %s: %d", name, code)
+		}
+		_, j, _ := c.json(http.MethodGet, strings.TrimPrefix(h.Get("Location"), "http://sim.test"), "")
+		return j
+	}
+	detail := func(j map[string]any) string {
+		errs, _ := j["errors"].([]any)
+		if len(errs) == 0 {
+			return ""
+		}
+		return errs[0].(map[string]any)["detail"].(string)
+	}
+	if j := create("ok", `{"xsappname":"app1","tenant-mode":"dedicated"}`); j["state"] != "COMPLETE" {
+		t.Fatalf("valid create: %v", j)
+	}
+	cases := []struct{ name, params, want string }{
+		{"dup", `{"xsappname":"app1"}`, "already exists in identity zone acme"},
+		{"chars", `{"xsappname":"a b"}`, "$.xsappname"},
+		{"mode", `{"xsappname":"a2","tenant-mode":"solo"}`, "$.tenant-mode"},
+		{"unknown", `{"xsappname":"a3","colour":"red"}`, `Unrecognized field "colour"`},
+		{"scope", `{"xsappname":"a4","scopes":[{"name":"Read"}]}`, "must start with $XSAPPNAME."},
+		{"ref", `{"xsappname":"a5","role-templates":[{"name":"V","scope-references":["$XSAPPNAME.Nope"]}]}`, "not defined in scopes"},
+		{"foreign", `{"xsappname":"a6","foreign-scope-references":["$XSAPPNAME(broker,x).Read"]}`, "only application is allowed"},
+	}
+	for _, tc := range cases {
+		j := create(tc.name, tc.params)
+		if j["state"] != "FAILED" || !strings.Contains(detail(j), tc.want) || !strings.HasPrefix(detail(j), "provision could not be completed: Service broker error: Service broker xsuaa failed with: ") {
+			t.Errorf("%s: job %v, detail %q, want it to mention %q", tc.name, j["state"], detail(j), tc.want)
+		}
+	}
+	// The same xsappname in another org is fine (another identity zone).
+	otherOrg := c.guid("/v3/organizations", "names=other")
+	otherSpace := c.guid("/v3/spaces", "organization_guids="+otherOrg)
+	code, _, h := c.json(http.MethodPost, "/v3/service_instances", createBody("ok", otherSpace, plan, `{"xsappname":"app1"}`))
+	_, j, _ := c.json(http.MethodGet, strings.TrimPrefix(h.Get("Location"), "http://sim.test"), "")
+	if code != 202 || j["state"] != "COMPLETE" {
+		t.Errorf("same xsappname in another org: %d %v", code, j)
+	}
+	// xsappname is immutable on update.
+	inst := c.guid("/v3/service_instances", "names=ok&space_guids="+space)
+	_, _, h = c.json(http.MethodPatch, "/v3/service_instances/"+inst, `{"parameters":{"xsappname":"renamed"}}`)
+	_, j, _ = c.json(http.MethodGet, strings.TrimPrefix(h.Get("Location"), "http://sim.test"), "")
+	if j["state"] != "FAILED" || !strings.Contains(detail(j), "Cannot change AppId with update. Old AppId: app1!t") {
+		t.Errorf("xsappname update: %v %q", j["state"], detail(j))
+	}
+	// x509 keys need x509 among the credential types.
+	_, _, h = c.json(http.MethodPost, "/v3/service_credential_bindings", `{"type":"key","name":"x","relationships":{"service_instance":{"data":{"guid":"`+inst+`"}}},"parameters":{"credential-type":"x509"}}`)
+	_, j, _ = c.json(http.MethodGet, strings.TrimPrefix(h.Get("Location"), "http://sim.test"), "")
+	if j["state"] != "FAILED" || !strings.Contains(detail(j), "not enabled") {
+		t.Errorf("x509 key on a secret-only instance: %v %q", j["state"], detail(j))
+	}
+}
+
+func TestX509Key(t *testing.T) {
+	c, _, space, plan := setup(t)
+	c.json(http.MethodPost, "/v3/service_instances", createBody("x", space, plan, `{"xsappname":"xapp","oauth2-configuration":{"credential-types":["x509","binding-secret"]}}`))
+	inst := c.guid("/v3/service_instances", "names=x")
+	_, _, h := c.json(http.MethodPost, "/v3/service_credential_bindings", `{"type":"key","name":"k","relationships":{"service_instance":{"data":{"guid":"`+inst+`"}}}}`)
+	_, j, _ := c.json(http.MethodGet, strings.TrimPrefix(h.Get("Location"), "http://sim.test"), "")
+	if j["state"] != "COMPLETE" {
+		t.Fatalf("x509 key job: %v", j)
+	}
+	key := c.guid("/v3/service_credential_bindings", "names=k")
+	_, d, _ := c.json(http.MethodGet, "/v3/service_credential_bindings/"+key+"/details", "")
+	cr := d["credentials"].(map[string]any)
+	if cr["credential-type"] != "x509" || cr["clientsecret"] != nil || !strings.Contains(cr["certificate"].(string), "BEGIN CERTIFICATE") ||
+		!strings.Contains(cr["key"].(string), "PRIVATE KEY") || cr["certurl"] == nil {
+		t.Errorf("x509 credentials: %v", cr)
+	}
+}
+
+func TestRateLimit(t *testing.T) {
+	c, _, _, _ := setup(t, cfsim.WithRateLimit(3, time.Minute))
+	var last *httptest.ResponseRecorder
+	for i := 0; i < 5; i++ {
+		last = c.do(http.MethodGet, "/v3/organizations", "", "", true)
+	}
+	if last.Code != 429 || last.Header().Get("Retry-After") == "" || last.Header().Get("X-RateLimit-Remaining") != "0" {
+		t.Errorf("over the limit: %d, headers %v", last.Code, last.Header())
+	}
+	var env map[string]any
+	_ = json.Unmarshal(last.Body.Bytes(), &env)
+	if errCode(env) != 10013 {
+		t.Errorf("429 body: %s", last.Body)
+	}
+	if rec := c.do(http.MethodGet, "/", "", "", false); rec.Code != 200 {
+		t.Errorf("GET / is exempt, got %d", rec.Code)
+	}
+}
+
+func TestPaginationLinks(t *testing.T) {
+	c, _, _, _ := setup(t)
+	_, m, _ := c.json(http.MethodGet, "/v3/service_plans?service_offering_names=xsuaa&per_page=3", "")
+	p := m["pagination"].(map[string]any)
+	if p["total_results"].(float64) != 4 || p["total_pages"].(float64) != 2 || p["previous"] != nil {
+		t.Fatalf("pagination: %v", p)
+	}
+	next := p["next"].(map[string]any)["href"].(string)
+	u, _ := url.Parse(next)
+	if u.Query().Get("page") != "2" || u.Query().Get("per_page") != "3" || u.Query().Get("service_offering_names") != "xsuaa" {
+		t.Errorf("next.href %s lacks page, per_page or the filter", next)
+	}
+	_, m, _ = c.json(http.MethodGet, u.Path+"?"+u.RawQuery, "")
+	if n := len(m["resources"].([]any)); n != 1 {
+		t.Errorf("page 2 holds %d, want 1", n)
+	}
+	_, m, _ = c.json(http.MethodGet, "/v3/spaces?names=nothing", "")
+	if p := m["pagination"].(map[string]any); p["total_pages"].(float64) != 1 || p["next"] != nil {
+		t.Errorf("empty list pagination: %v", p)
+	}
+}
+
+func TestStateFilePersists(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.json")
+	s1 := cfsim.MustNew(cfsim.WithStateFile(path))
+	c := newRaw(t, s1)
+	space := c.guid("/v3/spaces", "names=dev")
+	plan := c.guid("/v3/service_plans", "names=application")
+	c.json(http.MethodPost, "/v3/service_instances", createBody("kept", space, plan, `{"xsappname":"kept"}`))
+	s2 := cfsim.MustNew(cfsim.WithStateFile(path))
+	c2 := newRaw(t, s2)
+	if g := c2.guid("/v3/service_instances", "names=kept"); g == "" {
+		t.Error("instance not persisted")
+	}
+	// a token from the first process is valid in the second (same key)
+	c2.token = c.token
+	if code, _, _ := c2.json(http.MethodGet, "/v3/organizations", ""); code != 200 {
+		t.Errorf("token across processes: %d", code)
+	}
+}
+
+func TestDeterministicIDs(t *testing.T) {
+	a, _, _, _ := setup(t)
+	b, _, _, _ := setup(t)
+	if ga, gb := a.guid("/v3/spaces", "names=prod"), b.guid("/v3/spaces", "names=prod"); ga != gb || !strings.HasPrefix(ga, "00000000-0000-4000-8000-") {
+		t.Errorf("deterministic ids differ: %s %s", ga, gb)
+	}
+}
+
+func TestConcurrentRequests(t *testing.T) {
+	sim := cfsim.MustNew(cfsim.WithBrokerDelay(time.Millisecond))
+	c := newRaw(t, sim)
+	space := c.guid("/v3/spaces", "names=dev")
+	plan := c.guid("/v3/service_plans", "names=application")
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			n := "c" + strconv.Itoa(i%5) // clashing names on purpose
+			c.json(http.MethodPost, "/v3/service_instances", createBody(n, space, plan, `{"xsappname":"`+n+`"}`))
+			c.json(http.MethodGet, "/v3/service_instances?names="+n, "")
+		}(i)
+	}
+	wg.Wait()
+	if n := len(sim.Snapshot().Instances); n != 5 {
+		t.Errorf("%d instances, want 5 (names clash)", n)
+	}
+}
