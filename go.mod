@@ -4,6 +4,7 @@ go 1.26.8
 
 require (
 	github.com/cloudfoundry/go-cfclient/v3 v3.0.0-alpha.21
+	github.com/google/go-cmp v0.7.0
 	github.com/rogpeppe/go-internal v1.16.0
 	github.com/spf13/cobra v1.10.2
 	golang.org/x/oauth2 v0.30.0

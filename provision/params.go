@@ -114,7 +114,7 @@ type ParamsInput struct {
 // is a *UsageError naming where it is.
 func BuildParams(in ParamsInput) (map[string]any, xssec.Problems, error) {
 	d := map[string]any{}
-	src := "parameters"
+	src := "the parameters given by flags"
 	if in.Inline != nil {
 		d = in.Inline
 	}

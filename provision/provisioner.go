@@ -835,7 +835,7 @@ type Drift struct {
 type FileState struct {
 	Path       string    `json:"path"`
 	Exists     bool      `json:"exists"`
-	ModifiedAt time.Time `json:"modified_at,omitempty"`
+	ModifiedAt *time.Time `json:"modified_at,omitempty"`
 	AgeSeconds int64     `json:"age_seconds,omitempty"`
 	Mode       string    `json:"mode,omitempty"`
 }
@@ -853,7 +853,8 @@ func (p *Provisioner) Status(ctx context.Context, req StatusRequest) (*Status, e
 	if req.OutPath != "" {
 		fs := &FileState{Path: req.OutPath}
 		if fi, err := os.Stat(req.OutPath); err == nil {
-			fs.Exists, fs.ModifiedAt, fs.Mode = true, fi.ModTime().UTC(), fi.Mode().Perm().String()
+			mt := fi.ModTime().UTC()
+			fs.Exists, fs.ModifiedAt, fs.Mode = true, &mt, fi.Mode().Perm().String()
 			fs.AgeSeconds = int64(p.clock().Now().Sub(fi.ModTime()).Seconds())
 		}
 		st.File = fs

@@ -112,7 +112,11 @@ func Connect(ctx context.Context, api string, auth Auth, hc *http.Client, skipTL
 		if cfc == nil || cfc.RefreshToken == "" {
 			return nil, &AuthError{Msg: "not logged in", Hint: "set CF_CLIENT_ID and CF_CLIENT_SECRET (CI), or CF_USERNAME and CF_PASSWORD, or run 'cf login'"}
 		}
-		opts = append(opts, config.Token(strings.TrimPrefix(strings.TrimPrefix(cfc.AccessToken, "bearer "), "Bearer "), cfc.RefreshToken))
+		access := strings.TrimSpace(cfc.AccessToken)
+		if _, ok := jwtClaims(access); !ok {
+			access = "" // unreadable: let the refresh token get a new one
+		}
+		opts = append(opts, config.Token(access, cfc.RefreshToken))
 		user = tokenUser(cfc.AccessToken)
 	}
 	cfg, err := config.New(api, opts...)
@@ -166,32 +170,35 @@ func retrieveError(err error) error {
 	return &AuthError{Msg: msg, Hint: "check CF_CLIENT_ID/CF_CLIENT_SECRET or CF_USERNAME/CF_PASSWORD (and --origin), or run 'cf login' again", Err: err}
 }
 
-// tokenUser reads user_name or client_id from a JWT without verifying it.
-func tokenUser(tok string) string {
+// jwtClaims decodes the claims of a JWT ("bearer " prefix allowed) without
+// verifying it.
+func jwtClaims(tok string) (map[string]any, bool) {
 	tok = strings.TrimSpace(tok)
 	if i := strings.IndexByte(tok, ' '); i >= 0 {
 		tok = tok[i+1:]
 	}
 	parts := strings.Split(tok, ".")
 	if len(parts) != 3 {
-		return "cf CLI user"
+		return nil, false
 	}
 	b, err := base64.RawURLEncoding.DecodeString(parts[1])
 	if err != nil {
-		return "cf CLI user"
+		return nil, false
 	}
-	var c struct {
-		UserName string `json:"user_name"`
-		ClientID string `json:"client_id"`
-	}
+	var c map[string]any
 	if json.Unmarshal(b, &c) != nil {
-		return "cf CLI user"
+		return nil, false
 	}
-	if c.UserName != "" {
-		return c.UserName
-	}
-	if c.ClientID != "" {
-		return c.ClientID
+	return c, true
+}
+
+// tokenUser reads user_name or client_id from a JWT without verifying it.
+func tokenUser(tok string) string {
+	c, _ := jwtClaims(tok)
+	for _, k := range []string{"user_name", "client_id"} {
+		if s, _ := c[k].(string); s != "" {
+			return s
+		}
 	}
 	return "cf CLI user"
 }

@@ -91,9 +91,9 @@ func (e *InvalidError) Error() string {
 	var b strings.Builder
 	src := e.Source
 	if src == "" {
-		src = "xs-security descriptor"
+		src = "the xs-security descriptor"
 	}
-	fmt.Fprintf(&b, "%s is invalid (%d problem", src, len(e.Problems))
+	fmt.Fprintf(&b, "invalid xs-security descriptor in %s (%d problem", src, len(e.Problems))
 	if len(e.Problems) != 1 {
 		b.WriteString("s")
 	}

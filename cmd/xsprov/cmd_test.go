@@ -1,0 +1,270 @@
+package main
+
+import (
+	"bytes"
+	"encoding/base64"
+	"context"
+	"encoding/json"
+	"flag"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/spf13/cobra"
+
+	"github.com/xsprov/xsprov/provision/cfsim"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func TestUpFlags(t *testing.T) {
+	cases := []struct {
+		name    string
+		args    []string
+		want    UpOptions
+		wantErr string
+	}{
+		{name: "defaults", args: []string{"my-xsuaa"}, want: UpOptions{Instance: "my-xsuaa", Offering: "xsuaa", Plan: "application",
+			Out: "my-xsuaa-credentials.json", Format: "json", EnvPrefix: "XSUAA_"}},
+		{name: "env format names the file", args: []string{"a", "--format", "env"}, want: UpOptions{Instance: "a", Offering: "xsuaa", Plan: "application",
+			Out: "a-credentials.env", Format: "env", EnvPrefix: "XSUAA_"}},
+		{name: "everything", args: []string{"a", "--plan", "broker", "--offering", "x", "--broker", "b", "--params", "p.json",
+			"--xsappname", "app", "--tenant-mode", "shared", "--foreign-scope", "r1", "--foreign-scope", "r2", "--tag", "t",
+			"--key", "k", "--key-params", `{"a":1}`, "--credential-type", "x509", "--out", "o.yaml", "--format", "yaml",
+			"--env-prefix", "P_", "--json", "--no-wait"},
+			want: UpOptions{Instance: "a", Offering: "x", Plan: "broker", Broker: "b", ParamsFile: "p.json", XSAppName: "app",
+				TenantMode: "shared", ForeignScopes: []string{"r1", "r2"}, Tags: []string{"t"}, Key: "k", KeyParams: `{"a":1}`,
+				CredentialType: "x509", Out: "o.yaml", Format: "yaml", EnvPrefix: "P_", JSON: true, NoWait: true}},
+		{name: "no instance", args: []string{}, wantErr: "expected INSTANCE"},
+		{name: "two instances", args: []string{"a", "b"}, wantErr: "expected INSTANCE"},
+		{name: "bad tenant mode", args: []string{"a", "--tenant-mode", "x"}, wantErr: "--tenant-mode"},
+		{name: "bad credential type", args: []string{"a", "--credential-type", "instance-secret"}, wantErr: "--credential-type"},
+		{name: "bad format", args: []string{"a", "--format", "toml"}, wantErr: "--format"},
+		{name: "unknown flag", args: []string{"a", "--colour"}, wantErr: "unknown flag"},
+		{name: "empty plan", args: []string{"a", "--plan", ""}, wantErr: "--plan must not be empty"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ios, _, _, _ := TestStreams()
+			var got *UpOptions
+			cmd := newUpCmd(&Factory{IO: ios}, func(_ context.Context, o *UpOptions) error { got = o; return nil })
+			cmd.SetArgs(tc.args)
+			cmd.SetOut(ios.Out)
+			cmd.SetErr(ios.ErrOut)
+			cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &flagError{err: err} })
+			err := cmd.Execute()
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || exitCode(err) != exitUsage {
+					t.Fatalf("err = %v (exit %d), want usage error with %q", err, exitCode(err), tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got.Target = targetFlags{}
+			if d := cmp.Diff(tc.want, *got, cmp.AllowUnexported(UpOptions{})); d != "" {
+				t.Errorf("options (-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
+func TestTargetResolution(t *testing.T) {
+	dir := t.TempDir()
+	secretFile := filepath.Join(dir, "secret")
+	_ = os.WriteFile(secretFile, []byte("s3cret\n"), 0o600)
+	cfHome := filepath.Join(dir, "home")
+	_ = os.MkdirAll(filepath.Join(cfHome, ".cf"), 0o700)
+	_ = os.WriteFile(filepath.Join(cfHome, ".cf", "config.json"), []byte(`{"Target":"https://api.cf.example.com","RefreshToken":"r","AccessToken":"bearer a",
+		"OrganizationFields":{"Name":"cforg"},"SpaceFields":{"Name":"cfspace"}}`), 0o600)
+	cases := []struct {
+		name    string
+		flags   targetFlags
+		env     map[string]string
+		check   func(*settings) string
+		wantErr string
+	}{
+		{name: "cf CLI target and login", env: map[string]string{"CF_HOME": cfHome}, check: func(s *settings) string {
+			if s.api != "https://api.cf.example.com" || s.org != "cforg" || s.space != "cfspace" || s.auth.CFHome != cfHome {
+				return "did not use the cf CLI config"
+			}
+			return ""
+		}},
+		{name: "env wins over cf config", env: map[string]string{"CF_HOME": cfHome, "CF_API": "https://api.other.example.com", "CF_ORG": "o", "CF_SPACE": "s",
+			"CF_CLIENT_ID": "c", "CF_CLIENT_SECRET": "x"}, check: func(s *settings) string {
+			if s.api != "https://api.other.example.com" || s.org != "o" || s.auth.ClientID != "c" || s.auth.ClientSecret != "x" {
+				return "environment not used"
+			}
+			return ""
+		}},
+		{name: "flags win", flags: targetFlags{API: "https://api.flag.example.com/", Org: "fo", Space: "fs", ClientID: "fc", ClientSecretFile: secretFile},
+			env: map[string]string{"CF_API": "https://api.env.example.com"}, check: func(s *settings) string {
+				if s.api != "https://api.flag.example.com" || s.org != "fo" || s.auth.ClientID != "fc" || s.auth.ClientSecret != "s3cret" {
+					return "flags not used"
+				}
+				return ""
+			}},
+		{name: "user and password with origin", flags: targetFlags{API: "https://a.example.com", Org: "o", Space: "s", Origin: "corp-idp"},
+			env: map[string]string{"CF_USERNAME": "u", "CF_PASSWORD": "p"}, check: func(s *settings) string {
+				if s.auth.Username != "u" || s.auth.Origin != "corp-idp" {
+					return "password login not used"
+				}
+				return ""
+			}},
+		{name: "sim defaults", flags: targetFlags{API: "sim"}, check: func(s *settings) string {
+			if !s.sim || s.org != "acme" || s.space != "dev" || s.auth.ClientID != cfsim.CIClientID {
+				return "sim defaults not used"
+			}
+			return ""
+		}},
+		{name: "no api", env: map[string]string{"CF_HOME": dir}, wantErr: "no Cloud Foundry API"},
+		{name: "bad api flag", flags: targetFlags{API: "api.example.com"}, wantErr: "is not an http(s) URL"},
+		{name: "bad CF_API", env: map[string]string{"CF_API": "::"}, wantErr: "CF_API:"},
+		{name: "no space", flags: targetFlags{API: "https://a.example.com", Org: "o"}, wantErr: "no org and space"},
+		{name: "client id without secret", flags: targetFlags{API: "https://a.example.com", Org: "o", Space: "s", ClientID: "c"}, wantErr: "needs --client-secret-file"},
+		{name: "secret file missing", flags: targetFlags{API: "https://a.example.com", Org: "o", Space: "s", ClientID: "c", ClientSecretFile: "/nope"}, wantErr: "--client-secret-file"},
+		{name: "CF_CLIENT_ID without secret", flags: targetFlags{API: "https://a.example.com", Org: "o", Space: "s"}, env: map[string]string{"CF_CLIENT_ID": "c"}, wantErr: "CF_CLIENT_SECRET is empty"},
+		{name: "CF_USERNAME without password", flags: targetFlags{API: "https://a.example.com", Org: "o", Space: "s"}, env: map[string]string{"CF_USERNAME": "u"}, wantErr: "CF_PASSWORD is empty"},
+		{name: "origin without user", flags: targetFlags{API: "sim", Origin: "x"}, wantErr: "--origin"},
+		{name: "corrupt cf config", env: map[string]string{"CF_HOME": filepath.Join(dir, "bad")}, wantErr: "not valid JSON"},
+	}
+	_ = os.MkdirAll(filepath.Join(dir, "bad", ".cf"), 0o700)
+	_ = os.WriteFile(filepath.Join(dir, "bad", ".cf", "config.json"), []byte("{"), 0o600)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ios, _, _, _ := TestStreams()
+			env := map[string]string{"CF_HOME": filepath.Join(dir, "empty")}
+			for k, v := range tc.env {
+				env[k] = v
+			}
+			f := &Factory{IO: ios, Getenv: func(k string) string { return env[k] }}
+			tc.flags.Timeout = time.Minute
+			s, err := f.resolve(tc.flags)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || exitCode(err) != exitUsage {
+					t.Fatalf("err = %v (exit %d), want usage error with %q", err, exitCode(err), tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if msg := tc.check(s); msg != "" {
+				t.Errorf("%s: %+v", msg, s)
+			}
+		})
+	}
+}
+
+// runIn runs xsprov in-process against a simulator and returns exit code,
+// stdout and stderr with the simulator's URL replaced by SIM.
+func runIn(t *testing.T, srvURL, dir string, env map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	ios, _, out, errOut := TestStreams()
+	full := map[string]string{"CF_API": srvURL, "CF_CLIENT_ID": cfsim.CIClientID, "CF_CLIENT_SECRET": cfsim.CIClientSecret,
+		"CF_ORG": "acme", "CF_SPACE": "dev", "CF_HOME": dir}
+	for k, v := range env {
+		full[k] = v
+	}
+	wd, _ := os.Getwd()
+	if err := os.Chdir(dir); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Chdir(wd)
+	code := run(context.Background(), args, &Factory{IO: ios, Getenv: func(k string) string { return full[k] }})
+	norm := func(b *bytes.Buffer) string { return strings.ReplaceAll(b.String(), srvURL, "SIM") }
+	return code, norm(out), norm(errOut)
+}
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", "golden", name)
+	if *update {
+		_ = os.MkdirAll(filepath.Dir(path), 0o755)
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create)", err)
+	}
+	if d := cmp.Diff(string(want), got); d != "" {
+		t.Errorf("%s (-want +got):\n%s", name, d)
+	}
+}
+
+// TestGoldenOutput pins what a user sees: stdout, stderr and --json of the
+// lifecycle against a deterministic simulator.
+func TestGoldenOutput(t *testing.T) {
+	clk := time.Date(2026, 5, 4, 3, 2, 1, 0, time.UTC)
+	sim := cfsim.MustNew(cfsim.WithDeterministicIDs(), cfsim.WithClock(func() time.Time { return clk }))
+	srv := httptest.NewServer(sim)
+	defer srv.Close()
+	dir := t.TempDir()
+	steps := []struct {
+		name string
+		args []string
+		code int
+	}{
+		{"up", []string{"up", "my-xsuaa", "--xsappname", "myAppName"}, 0},
+		{"up-rerun-json", []string{"up", "my-xsuaa", "--xsappname", "myAppName", "--json"}, 0},
+		{"up-xsappname-change", []string{"up", "my-xsuaa", "--xsappname", "other"}, 1},
+		{"status-json", []string{"status", "my-xsuaa", "--json", "--tenant-mode", "shared", "--out", "none.json"}, 0},
+		{"down", []string{"down", "my-xsuaa", "--yes"}, 0},
+		{"up-bad-descriptor", []string{"up", "x", "--xsappname", "a b", "--foreign-scope", "nope"}, 2},
+	}
+	for _, st := range steps {
+		code, out, errOut := runIn(t, srv.URL, dir, nil, st.args...)
+		if code != st.code {
+			t.Errorf("%s: exit %d, want %d\n%s", st.name, code, st.code, errOut)
+		}
+		golden(t, st.name+".stdout", out)
+		golden(t, st.name+".stderr", errOut)
+	}
+}
+
+// TestCFHomeLogin uses a cf CLI config.json (target, org, space, tokens),
+// as `cf login` leaves it, and refreshes the expired access token.
+func TestCFHomeLogin(t *testing.T) {
+	sim := cfsim.MustNew()
+	srv := httptest.NewServer(sim)
+	defer srv.Close()
+	form := url.Values{"grant_type": {"password"}, "username": {"admin"}, "password": {"admin-secret"}}
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/uaa/oauth/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("cf", "")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok struct {
+		RefreshToken string `json:"refresh_token"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&tok)
+	resp.Body.Close()
+	dir := t.TempDir()
+	// An access token that expired long ago, as cf leaves it after a while.
+	expired := "eyJhbGciOiJSUzI1NiJ9." + base64.RawURLEncoding.EncodeToString([]byte(`{"exp":1,"user_name":"admin"}`)) + ".c2ln"
+	cfg := map[string]any{"Target": srv.URL, "AccessToken": "bearer " + expired, "RefreshToken": tok.RefreshToken,
+		"UAAOAuthClient": "cf", "OrganizationFields": map[string]string{"Name": "acme"}, "SpaceFields": map[string]string{"Name": "prod"}}
+	b, _ := json.Marshal(cfg)
+	_ = os.MkdirAll(filepath.Join(dir, ".cf"), 0o700)
+	_ = os.WriteFile(filepath.Join(dir, ".cf", "config.json"), b, 0o600)
+	code, out, errOut := runIn(t, srv.URL, dir, map[string]string{"CF_API": "", "CF_CLIENT_ID": "", "CF_CLIENT_SECRET": "", "CF_ORG": "", "CF_SPACE": ""},
+		"up", "viacf", "--xsappname", "viacf")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, errOut)
+	}
+	if !strings.Contains(errOut, "in org acme / space prod as admin") || !strings.Contains(out, "viacf (created)") {
+		t.Errorf("stdout:\n%s\nstderr:\n%s", out, errOut)
+	}
+}
