@@ -833,11 +833,11 @@ type Drift struct {
 
 // FileState describes the local credentials file.
 type FileState struct {
-	Path       string    `json:"path"`
-	Exists     bool      `json:"exists"`
+	Path       string     `json:"path"`
+	Exists     bool       `json:"exists"`
 	ModifiedAt *time.Time `json:"modified_at,omitempty"`
-	AgeSeconds int64     `json:"age_seconds,omitempty"`
-	Mode       string    `json:"mode,omitempty"`
+	AgeSeconds int64      `json:"age_seconds,omitempty"`
+	Mode       string     `json:"mode,omitempty"`
 }
 
 // Status reports the state of an instance and its keys.
