@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/cloudfoundry/go-cfclient/v3/client"
 	"github.com/cloudfoundry/go-cfclient/v3/resource"
 )
 
@@ -23,42 +22,45 @@ func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) 
 // RealClock is the wall clock.
 var RealClock Clock = realClock{}
 
-// Backoff is the polling schedule: the first check happens at once, then the
-// interval starts at Initial and grows by Factor up to Max.
+// Backoff is the polling schedule: the first check happens at once, then
+// the interval is Fraction of the time waited so far, at least Min and at most
+// Max. A job that ends after t is therefore seen within max(Min, Fraction·t),
+// which keeps xsprov's overhead above the broker's own time small for quick
+// and slow brokers alike, while a long wait settles at one check every Max.
 type Backoff struct {
-	Initial time.Duration
-	Max     time.Duration
-	Factor  float64
+	Min      time.Duration
+	Max      time.Duration
+	Fraction float64
 }
 
-// DefaultBackoff checks at once, then after 100 ms, growing by 1.5× to 3 s.
-var DefaultBackoff = Backoff{Initial: 100 * time.Millisecond, Max: 3 * time.Second, Factor: 1.5}
+// DefaultBackoff checks at once, then every 25 ms growing with 4% of the time
+// waited, up to every 3 s.
+var DefaultBackoff = Backoff{Min: 25 * time.Millisecond, Max: 3 * time.Second, Fraction: 0.04}
 
-func (b Backoff) next(d time.Duration) time.Duration {
-	if d == 0 {
-		return b.Initial
+func (b Backoff) interval(waited time.Duration) time.Duration {
+	d := time.Duration(float64(waited) * b.Fraction)
+	if d < b.Min {
+		d = b.Min
 	}
-	n := time.Duration(float64(d) * b.Factor)
-	if n > b.Max {
-		n = b.Max
+	if d > b.Max {
+		d = b.Max
 	}
-	return n
+	return d
 }
 
 // poll calls check at once and then on the backoff schedule until it reports
 // done, fails, or ctx ends.
 func poll(ctx context.Context, clk Clock, b Backoff, check func() (bool, error)) error {
-	var wait time.Duration
+	start := clk.Now()
 	for {
 		done, err := check()
 		if err != nil || done {
 			return err
 		}
-		wait = b.next(wait)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-clk.After(wait):
+		case <-clk.After(b.interval(clk.Now().Sub(start))):
 		}
 	}
 }
@@ -172,5 +174,3 @@ func lastSegment(u string) string {
 	}
 	return u
 }
-
-var _ = client.NewPollingOptions

@@ -30,7 +30,7 @@ func newEnv(t *testing.T, opts ...cfsim.Option) *env {
 }
 
 // fastBackoff keeps tests quick without changing the logic under test.
-var fastBackoff = provision.Backoff{Initial: 5 * time.Millisecond, Max: 20 * time.Millisecond, Factor: 1.5}
+var fastBackoff = provision.Backoff{Min: 5 * time.Millisecond, Max: 20 * time.Millisecond, Fraction: 0.04}
 
 func (e *env) connect(t *testing.T, auth provision.Auth) *provision.Provisioner {
 	t.Helper()

@@ -67,7 +67,7 @@ func (p *Provisioner) clock() Clock {
 }
 
 func (p *Provisioner) backoff() Backoff {
-	if p.Backoff.Initial == 0 {
+	if p.Backoff.Min == 0 {
 		return DefaultBackoff
 	}
 	return p.Backoff

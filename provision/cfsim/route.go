@@ -17,6 +17,7 @@ type route struct {
 	// validation, flaky gateway); exemptRate: not rate limited.
 	auth, cc, exemptRate, tokenEndpoint bool
 	query                               []string // allowed query parameters; nil = none
+	control                             bool     // the simulator's own control API, not counted
 	list                                bool     // a paginated list
 }
 
@@ -69,6 +70,10 @@ var routes = func() []*route {
 		ccRoute(http.MethodGet, "/v3/service_credential_bindings/:guid/parameters", (*Sim).keyParams),
 
 		ccRoute(http.MethodGet, "/v3/jobs/:guid", (*Sim).getJob),
+
+		{method: "*", pattern: "/_sim/counts", handle: (*Sim).ctlCounts, control: true},
+		{method: http.MethodPut, pattern: "/_sim/delay", handle: (*Sim).ctlDelay, control: true},
+		{method: http.MethodPost, pattern: "/_sim/fail-next", handle: (*Sim).ctlFailNext, control: true},
 	}
 	for _, r := range rs {
 		r.segs = strings.Split(strings.Trim(r.pattern, "/"), "/")

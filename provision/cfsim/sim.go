@@ -470,6 +470,10 @@ func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rt != nil && rt.tokenEndpoint {
 		write = false // a token request changes nothing in the landscape
 	}
+	if rt != nil && rt.control {
+		rt.handle(s, &request{w: w, r: r, base: baseURL(r)})
+		return
+	}
 	s.count(call, write)
 	if s.opts.logf != nil {
 		s.opts.logf("%s %s", r.Method, r.URL.RequestURI())
@@ -593,4 +597,52 @@ func (s *Sim) rateLimited(w http.ResponseWriter, who string) *apiError {
 	w.WriteHeader(http.StatusTooManyRequests)
 	_ = json.NewEncoder(w).Encode(map[string]any{"errors": []map[string]any{{"code": code, "title": title, "detail": "Rate Limit Exceeded"}}})
 	return &apiError{status: -1}
+}
+
+// The control API (/_sim/...) lets benchmarks and pipeline scripts read the
+// request counts and change the broker's behaviour of a running simulator.
+
+func (s *Sim) ctlCounts(req *request) {
+	switch req.r.Method {
+	case http.MethodGet:
+		writeJSON(req.w, http.StatusOK, s.Counts())
+	case http.MethodDelete:
+		s.ResetCounts()
+		req.w.WriteHeader(http.StatusNoContent)
+	default:
+		writeError(req.w, errMethod())
+	}
+}
+
+// ctlDelay: PUT /_sim/delay?op=create&duration=300ms (op "all" for every one).
+func (s *Sim) ctlDelay(req *request) {
+	q := req.r.URL.Query()
+	d, err := time.ParseDuration(q.Get("duration"))
+	if err != nil || d < 0 {
+		writeError(req.w, errBadQuery("duration must be a Go duration such as 300ms"))
+		return
+	}
+	ops := []string{q.Get("op")}
+	if ops[0] == "all" || ops[0] == "" {
+		ops = AllOps
+	}
+	for _, op := range ops {
+		if !contains(AllOps, op) {
+			writeError(req.w, errBadQuery("op must be one of all, "+strings.Join(AllOps, ", ")))
+			return
+		}
+		s.SetDelay(op, d)
+	}
+	req.w.WriteHeader(http.StatusNoContent)
+}
+
+// ctlFailNext: POST /_sim/fail-next?op=create&message=quota+exceeded.
+func (s *Sim) ctlFailNext(req *request) {
+	q := req.r.URL.Query()
+	if !contains(AllOps, q.Get("op")) || q.Get("message") == "" {
+		writeError(req.w, errBadQuery("want op (one of "+strings.Join(AllOps, ", ")+") and message"))
+		return
+	}
+	s.FailNext(q.Get("op"), q.Get("message"))
+	req.w.WriteHeader(http.StatusNoContent)
 }
