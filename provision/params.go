@@ -107,6 +107,7 @@ type ParamsInput struct {
 	TenantMode    string   // --tenant-mode
 	ForeignScopes []string // --foreign-scope (repeatable)
 	Instance      string   // default xsappname
+	Source        string   // what Inline came from, for messages
 }
 
 // BuildParams merges the descriptor from the file (if any) with the flags
@@ -117,6 +118,9 @@ func BuildParams(in ParamsInput) (map[string]any, xssec.Problems, error) {
 	src := "the parameters given by flags"
 	if in.Inline != nil {
 		d = in.Inline
+		if in.Source != "" {
+			src = in.Source
+		}
 	}
 	if in.File != "" {
 		src = in.File

@@ -325,15 +325,23 @@ func (p *Provisioner) converge(ctx context.Context, t Target, inst *resource.Ser
 		return inst, false, nil
 	}
 	if imm := xssec.ImmutableChanges(current, desired); len(imm) > 0 {
+		hint := "run 'xsprov recreate " + req.Instance + "' to delete and create it again (its keys and credentials change)"
+		if inPlace := mutable(diff); len(inPlace) > 0 {
+			hint += "; the broker could apply the other change(s) in place:"
+			for _, d := range inPlace {
+				hint += "\n  " + d.String()
+			}
+		}
 		return nil, false, &Hinted{
 			Err:  fmt.Errorf("service instance %q cannot be updated in place: the broker cannot change %s (have %s, want %s)", req.Instance, joinAnd(imm), describeImmutable(current, imm), describeImmutable(desired, imm)),
-			Hint: "run 'xsprov recreate " + req.Instance + "' to delete and create it again (its keys and credentials change)",
+			Hint: hint,
 		}
 	}
-	p.rep().Step(fmt.Sprintf("Updating service instance %s in org %s / space %s as %s", req.Instance, t.OrgName, t.SpaceName, p.S.User))
+	p.rep().Info("The broker applies these changes in place:")
 	for _, d := range diff {
 		p.rep().Info("  " + d.String())
 	}
+	p.rep().Step(fmt.Sprintf("Updating service instance %s in org %s / space %s as %s", req.Instance, t.OrgName, t.SpaceName, p.S.User))
 	raw, _ := json.Marshal(desired)
 	rm := json.RawMessage(raw)
 	tags := inst.Tags
@@ -374,6 +382,17 @@ func (p *Provisioner) converge(ctx context.Context, t Target, inst *resource.Ser
 	p.rep().Done()
 	inst.LastOperation = resource.LastOperation{Type: "update", State: "succeeded"}
 	return inst, true, nil
+}
+
+// mutable drops the entries of fields the broker cannot change in place.
+func mutable(diff []DiffEntry) []DiffEntry {
+	var out []DiffEntry
+	for _, d := range diff {
+		if d.Path != "$.xsappname" && d.Path != "$.tenant-mode" {
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 func describeImmutable(d map[string]any, fields []string) string {

@@ -88,6 +88,8 @@ Try it without a Cloud Foundry: xsprov up my-xsuaa --api sim --xsappname myAppNa
 		newStatusCmd(f, nil),
 		newCredsCmd(f, nil),
 		newSimCmd(f, nil),
+		newTemplatesCmd(f),
+		newValidateCmd(f, nil),
 	)
 	return root
 }

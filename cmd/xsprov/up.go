@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/xsprov/xsprov/provision"
+	"github.com/xsprov/xsprov/provision/xssec"
 )
 
 // UpOptions are the inputs of `xsprov up`.
@@ -18,6 +19,7 @@ type UpOptions struct {
 
 	Offering, Plan, Broker string
 	ParamsFile             string
+	Templates              templateFlags
 	XSAppName, TenantMode  string
 	ForeignScopes          []string
 	Tags                   []string
@@ -95,6 +97,7 @@ func (o *UpOptions) register(cmd *cobra.Command) {
 	fl.StringVar(&o.Plan, "plan", "application", "service plan")
 	fl.StringVar(&o.Broker, "broker", "", "service broker, when several offer the offering")
 	fl.StringVar(&o.ParamsFile, "params", "", "xs-security.json with the instance parameters (flags override its fields)")
+	o.Templates.register(cmd, true)
 	fl.StringVar(&o.XSAppName, "xsappname", "", "xsappname (default: the params file's, else INSTANCE)")
 	fl.StringVar(&o.TenantMode, "tenant-mode", "", "tenant mode: dedicated, shared or external (default dedicated)")
 	fl.StringArrayVar(&o.ForeignScopes, "foreign-scope", nil, "foreign scope reference, e.g. '$XSAPPNAME(application,other-app).Read' (repeatable)")
@@ -110,6 +113,12 @@ func (o *UpOptions) register(cmd *cobra.Command) {
 func (o *UpOptions) validate() error {
 	if err := checkInstanceName(o.Instance); err != nil {
 		return err
+	}
+	if o.ParamsFile != "" && o.Templates.Template != "" {
+		return flagErrorf("give either --params or --template, not both")
+	}
+	if (len(o.Templates.Vars) > 0 || o.Templates.VarsFile != "") && o.Templates.Template == "" {
+		return flagErrorf("--var and --vars need --template")
 	}
 	if o.TenantMode != "" && !contains([]string{"dedicated", "shared", "external"}, o.TenantMode) {
 		return flagErrorf("--tenant-mode %q is not one of dedicated, shared, external", o.TenantMode)
@@ -127,10 +136,22 @@ func (o *UpOptions) validate() error {
 
 // request builds the core request; every input problem is a usage error.
 func (o *UpOptions) request(rep provision.Reporter, s *settings) (provision.UpRequest, error) {
-	params, warnings, err := provision.BuildParams(provision.ParamsInput{
+	in := provision.ParamsInput{
 		File: o.ParamsFile, XSAppName: o.XSAppName, TenantMode: o.TenantMode,
 		ForeignScopes: o.ForeignScopes, Instance: o.Instance,
-	})
+	}
+	if o.Templates.Template != "" {
+		raw, err := o.Templates.render(o.Templates.Template)
+		if err != nil {
+			return provision.UpRequest{}, err
+		}
+		d, ps := xssec.Parse(raw)
+		if ps != nil {
+			return provision.UpRequest{}, &provision.UsageError{Msg: "template " + o.Templates.Template + " does not render to a JSON object:\n" + problemLines(ps)}
+		}
+		in.Inline, in.Source = d, "template "+o.Templates.Template
+	}
+	params, warnings, err := provision.BuildParams(in)
 	if err != nil {
 		return provision.UpRequest{}, err
 	}

@@ -130,7 +130,7 @@ var (
 	reAttrName      = regexp.MustCompile(`^[A-Za-z0-9_]+$`)
 	reRoleTemplate  = regexp.MustCompile(`^[A-Za-z0-9._\-]+$`)
 	reForeignScope  = regexp.MustCompile(`^\$XSAPPNAME\(([A-Za-z0-9_]+),([A-Za-z0-9_\-/\\]+)\)\.([A-Za-z0-9_\-/\\:.]+)$`)
-	reForeignApp    = regexp.MustCompile(`^\$XSAPPNAME\(([A-Za-z0-9_]+),([A-Za-z0-9_\-/\\]+)\)$`)
+	reForeignApp    = regexp.MustCompile(`^\$XSAPPNAME\(([A-Za-z0-9_]+),([A-Za-z0-9_\-/\\]+)(,[A-Za-z0-9_\-]+)?\)$`)
 	reServiceName   = regexp.MustCompile(`^\$XSSERVICENAME\([^()]+\)$`)
 	reRoleTmplRef   = regexp.MustCompile(`^\$XSAPPNAME(\([A-Za-z0-9_]+,[A-Za-z0-9_\-/\\]+\))?\.([A-Za-z0-9._\-]+)$`)
 	tenantModes     = []string{"dedicated", "shared", "external"}
@@ -180,7 +180,10 @@ func syntaxProblem(raw []byte, err error) Problem {
 	off := int64(len(raw))
 	switch {
 	case errors.As(err, &se):
-		off = se.Offset
+		off = se.Offset - 1 // Offset counts the offending byte; point at it
+		if off < 0 {
+			off = 0
+		}
 	case errors.As(err, &te):
 		off = te.Offset
 	}

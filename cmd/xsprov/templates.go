@@ -1,0 +1,227 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/xsprov/xsprov/provision"
+	"github.com/xsprov/xsprov/provision/xssec"
+	"github.com/xsprov/xsprov/templates"
+)
+
+// templateFlags are --template, --var and --vars.
+type templateFlags struct {
+	Template string
+	Vars     []string
+	VarsFile string
+}
+
+func (t *templateFlags) register(cmd *cobra.Command, withTemplate bool) {
+	if withTemplate {
+		cmd.Flags().StringVar(&t.Template, "template", "", "render the parameters from a template: a built-in name ("+strings.Join(templates.Names(), ", ")+") or a file")
+	}
+	cmd.Flags().StringArrayVar(&t.Vars, "var", nil, "template variable NAME=VALUE (repeatable)")
+	cmd.Flags().StringVar(&t.VarsFile, "vars", "", "YAML file of template variables")
+}
+
+// render loads and renders the template; every problem is a usage error.
+func (t *templateFlags) render(name string) ([]byte, error) {
+	tm, err := templates.Load(name)
+	if err != nil {
+		return nil, usage(err)
+	}
+	vars, err := templates.Vars(t.Vars, t.VarsFile, os.Environ())
+	if err != nil {
+		return nil, usage(err)
+	}
+	out, err := tm.Render(vars)
+	if err != nil {
+		return nil, usage(err)
+	}
+	return out, nil
+}
+
+// usage turns a template error into a usage error (exit 2).
+func usage(err error) error {
+	var te *templates.Error
+	if errors.As(err, &te) {
+		return &provision.UsageError{Msg: te.Msg}
+	}
+	return err
+}
+
+func newTemplatesCmd(f *Factory) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "templates",
+		Short: "List, show and render the built-in xs-security templates",
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "list",
+		Short: "List the built-in templates",
+		Args:  cobra.NoArgs,
+		RunE: func(_ *cobra.Command, _ []string) error {
+			for _, t := range templates.List() {
+				fmt.Fprintf(f.IO.Out, "%-16s %s\n", t.Name, t.Description)
+			}
+			return nil
+		},
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use:   "show NAME",
+		Short: "Show a template's description, variables and source",
+		Args:  exactArgs(1, "NAME"),
+		RunE: func(_ *cobra.Command, args []string) error {
+			t, err := templates.Load(args[0])
+			if err != nil {
+				return usage(err)
+			}
+			printTemplate(f.IO.Out, t)
+			return nil
+		},
+	})
+	var tf templateFlags
+	render := &cobra.Command{
+		Use:   "render NAME|FILE",
+		Short: "Render a template with variables and print the descriptor JSON",
+		Example: `  xsprov templates render backend-service --var xsappname=orders-client --var provider_app=orders
+  xsprov templates render ./my-xs-security.json.tmpl --vars landscape.yaml`,
+		Args: exactArgs(1, "NAME|FILE"),
+		RunE: func(_ *cobra.Command, args []string) error {
+			out, err := tf.render(args[0])
+			if err != nil {
+				return err
+			}
+			ps := xssec.ValidateJSON(out)
+			printProblems(f.IO.ErrOut, ps.Warnings())
+			if err := ps.Err(); err != nil {
+				return &provision.UsageError{Msg: "template " + args[0] + " renders an invalid descriptor:\n" + problemLines(ps.Errors())}
+			}
+			_, err = f.IO.Out.Write(out)
+			return err
+		},
+	}
+	tf.register(render, false)
+	cmd.AddCommand(render)
+	return cmd
+}
+
+func printTemplate(w io.Writer, t templates.Template) {
+	fmt.Fprintf(w, "%s: %s\n\nvariables:\n", t.Name, t.Description)
+	for _, v := range t.Vars {
+		def := "(required)"
+		if v.Default != "" {
+			def = "default " + fmt.Sprintf("%q", v.Default)
+		}
+		fmt.Fprintf(w, "  %-16s %s  %s\n", v.Name, def, v.Description)
+	}
+	fmt.Fprintf(w, "\n%s", t.Source)
+}
+
+func problemLines(ps xssec.Problems) string {
+	var b strings.Builder
+	for _, p := range ps {
+		b.WriteString("  " + p.String() + "\n")
+	}
+	return strings.TrimRight(b.String(), "\n")
+}
+
+func printProblems(w io.Writer, ps xssec.Problems) {
+	for _, p := range ps {
+		fmt.Fprintln(w, p.String())
+	}
+}
+
+// ValidateOptions are the inputs of `xsprov validate`.
+type ValidateOptions struct {
+	File string
+	templateFlags
+	JSON bool
+}
+
+func newValidateCmd(f *Factory, runF func(context.Context, *ValidateOptions) error) *cobra.Command {
+	opts := &ValidateOptions{}
+	cmd := &cobra.Command{
+		Use:   "validate FILE | --template NAME [--var NAME=VALUE]...",
+		Short: "Check an xs-security descriptor with the XSUAA broker's rules, offline",
+		Long: `Check an xs-security descriptor (a file, or a rendered template) with the rules
+the XSUAA broker applies, without contacting Cloud Foundry: xsappname, tenant-mode,
+scope names and the $XSAPPNAME. prefix, references between scopes, attributes,
+role templates and role collections, foreign scope references, attribute value
+types, token validity ranges, credential types, limits on counts, unknown fields.
+
+Every problem is reported at once with its JSON path (line and column for
+malformed JSON). Exit 2 on any error, 0 when clean; warnings (such as a wildcard
+redirect URI) do not fail it.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case len(args) > 1:
+				return flagErrorf("expected one FILE, got %d arguments", len(args))
+			case len(args) == 1 && opts.Template != "":
+				return flagErrorf("give either FILE or --template, not both")
+			case len(args) == 0 && opts.Template == "":
+				return flagErrorf("expected FILE or --template NAME")
+			case len(args) == 1:
+				opts.File = args[0]
+			}
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return validateRun(f, opts)
+		},
+	}
+	opts.templateFlags.register(cmd, true)
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the problems as JSON")
+	return cmd
+}
+
+func validateRun(f *Factory, o *ValidateOptions) error {
+	var raw []byte
+	src := o.File
+	if o.Template != "" {
+		out, err := o.render(o.Template)
+		if err != nil {
+			return err
+		}
+		raw, src = out, "template "+o.Template
+	} else {
+		b, err := os.ReadFile(o.File)
+		if err != nil {
+			return provision.Usagef("read %s: %v", o.File, err)
+		}
+		raw = b
+	}
+	ps := xssec.ValidateJSON(raw)
+	errs, warns := ps.Errors(), ps.Warnings()
+	if o.JSON {
+		doc := map[string]any{"format_version": provision.FormatVersion, "source": src, "valid": len(errs) == 0,
+			"errors": orNone(errs), "warnings": orNone(warns)}
+		if err := writeJSONDoc(f.IO.Out, doc); err != nil {
+			return err
+		}
+	} else {
+		printProblems(f.IO.Out, ps)
+		switch {
+		case len(errs) > 0:
+			fmt.Fprintf(f.IO.Out, "%s: %d error(s), %d warning(s)\n", src, len(errs), len(warns))
+		default:
+			fmt.Fprintf(f.IO.Out, "%s is valid (%d warning(s))\n", src, len(warns))
+		}
+	}
+	if len(errs) > 0 {
+		return &silentError{code: exitUsage}
+	}
+	return nil
+}
+
+func orNone(ps xssec.Problems) xssec.Problems {
+	if ps == nil {
+		return xssec.Problems{}
+	}
+	return ps
+}
