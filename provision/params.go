@@ -184,3 +184,5 @@ func ParseKeyParams(v string) (map[string]any, error) {
 	}
 	return m, nil
 }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

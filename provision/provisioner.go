@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sort"
 	"time"
 
 	"github.com/cloudfoundry/go-cfclient/v3/client"
@@ -42,6 +43,14 @@ type Provisioner struct {
 	Reporter Reporter
 	Clock    Clock
 	Backoff  Backoff
+
+	// OnSecrets receives the secret values of credentials as soon as they
+	// are read, before anything else is printed (CI log masking).
+	OnSecrets func(values []string)
+	// Verify fetches a token with freshly written credentials.
+	Verify bool
+	// TokenTLS says which token servers to trust (certurl of x509 keys).
+	TokenTLS TLSOptions
 
 	cf       *client.Client
 	seenWarn map[string]bool
@@ -135,6 +144,8 @@ type Result struct {
 	Instance      InstanceResult  `json:"instance"`
 	Key           *KeyResult      `json:"key,omitempty"`
 	File          string          `json:"credentials_file,omitempty"`
+	ExtraFiles    []string        `json:"extra_files,omitempty"`
+	Token         *Token          `json:"verified_token,omitempty"`
 	FileAction    Action          `json:"credentials_file_action,omitempty"`
 	ClientID      string          `json:"client_id,omitempty"`
 	URL           string          `json:"url,omitempty"`
@@ -194,8 +205,33 @@ func (p *Provisioner) Up(ctx context.Context, req UpRequest) (*Result, error) {
 	if err := p.fetchAndWrite(ctx, key, req.Out, res); err != nil {
 		return nil, err
 	}
+	if err := p.verify(ctx, res); err != nil {
+		return res, err
+	}
 	return res, nil
 }
+
+// verify proves that the credentials work by getting a token with them.
+func (p *Provisioner) verify(ctx context.Context, res *Result) error {
+	if !p.Verify || res.creds == nil {
+		return nil
+	}
+	p.rep().Step("Verifying the credentials: getting a token from " + firstNonEmpty(str(res.creds, "certurl"), str(res.creds, "url")))
+	tok, err := FetchToken(ctx, p.S.HTTP.Transport, TokenRequest{Creds: res.creds}, p.TokenTLS)
+	if err != nil {
+		var ae *AuthError
+		if errors.As(err, &ae) {
+			ae.Msg = "the new credentials do not work: " + ae.Msg
+			ae.Hint = "the file was written; the key is broken at the broker. Delete it ('xsprov down --keep-instance') and run 'xsprov up' again"
+		}
+		return err
+	}
+	p.rep().Done()
+	res.Token = tok
+	return nil
+}
+
+func str(m map[string]any, k string) string { s, _ := m[k].(string); return s }
 
 func keyName(k *resource.ServiceCredentialBinding, def string) string {
 	if k != nil && k.Name != nil {
@@ -600,15 +636,33 @@ func (p *Provisioner) fetchAndWrite(ctx context.Context, key *resource.ServiceCr
 	if err != nil {
 		return classify("read credentials of service key "+quote(keyName(key, "")), err)
 	}
-	res.creds = det.Credentials
-	res.ClientID, _ = det.Credentials["clientid"].(string)
-	res.URL, _ = det.Credentials["url"].(string)
+	if p.OnSecrets != nil {
+		p.OnSecrets(SecretValues(det.Credentials))
+	}
+	return p.writeCreds(det.Credentials, out, res)
+}
+
+// writeCreds writes credentials to the file (and, for pem, its .crt/.key).
+func (p *Provisioner) writeCreds(creds map[string]any, out Output, res *Result) error {
+	res.creds = creds
+	res.ClientID, _ = creds["clientid"].(string)
+	res.URL, _ = creds["url"].(string)
 	if out.Path == "" {
 		return nil
 	}
-	data, err := Render(det.Credentials, out)
+	if out.Instance == "" {
+		out.Instance = res.Instance.Name
+	}
+	out.Offering, out.Plan = firstNonEmpty(out.Offering, res.Instance.Offering), firstNonEmpty(out.Plan, res.Instance.Plan)
+	data, err := Render(creds, out)
 	if err != nil {
 		return err
+	}
+	var extra map[string][]byte
+	if out.Format == FormatPEM {
+		if extra, err = PEMFiles(creds, out.Path); err != nil {
+			return err
+		}
 	}
 	res.File = out.Path
 	switch prev, err := os.ReadFile(out.Path); {
@@ -626,6 +680,13 @@ func (p *Provisioner) fetchAndWrite(ctx context.Context, key *resource.ServiceCr
 		}
 		p.rep().Done()
 	}
+	for path, b := range extra {
+		if err := WriteFileAtomic(path, b); err != nil {
+			return err
+		}
+		res.ExtraFiles = append(res.ExtraFiles, path)
+	}
+	sort.Strings(res.ExtraFiles)
 	if GitExposure(out.Path) {
 		w := out.Path + " is inside a git work tree and not ignored; add it to .gitignore so the credentials are never committed"
 		p.rep().Warn(w)

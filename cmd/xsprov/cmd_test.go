@@ -31,16 +31,17 @@ func TestUpFlags(t *testing.T) {
 		wantErr string
 	}{
 		{name: "defaults", args: []string{"my-xsuaa"}, want: UpOptions{Instance: "my-xsuaa", Offering: "xsuaa", Plan: "application",
-			Out: "my-xsuaa-credentials.json", Format: "json", EnvPrefix: "XSUAA_"}},
+			Out: "my-xsuaa-credentials.json", Format: "json", EnvPrefix: "XSUAA_", Verify: true}},
 		{name: "env format names the file", args: []string{"a", "--format", "env"}, want: UpOptions{Instance: "a", Offering: "xsuaa", Plan: "application",
-			Out: "a-credentials.env", Format: "env", EnvPrefix: "XSUAA_"}},
-		{name: "everything", args: []string{"a", "--plan", "broker", "--offering", "x", "--broker", "b", "--params", "p.json",
+			Out: "a-credentials.env", Format: "env", EnvPrefix: "XSUAA_", Verify: true}},
+		{name: "everything", args: []string{"a", "--plan", "broker", "--offering", "x", "--broker", "b",
 			"--xsappname", "app", "--tenant-mode", "shared", "--foreign-scope", "r1", "--foreign-scope", "r2", "--tag", "t",
 			"--key", "k", "--key-params", `{"a":1}`, "--credential-type", "x509", "--out", "o.yaml", "--format", "yaml",
-			"--env-prefix", "P_", "--json", "--no-wait"},
-			want: UpOptions{Instance: "a", Offering: "x", Plan: "broker", Broker: "b", ParamsFile: "p.json", XSAppName: "app",
+			"--env-prefix", "P_", "--json", "--no-wait", "--template", "minimal", "--var", "a=b", "--x509-validity", "3"},
+			want: UpOptions{Instance: "a", Offering: "x", Plan: "broker", Broker: "b", XSAppName: "app", X509Validity: 3,
+				Templates: templateFlags{Template: "minimal", Vars: []string{"a=b"}},
 				TenantMode: "shared", ForeignScopes: []string{"r1", "r2"}, Tags: []string{"t"}, Key: "k", KeyParams: `{"a":1}`,
-				CredentialType: "x509", Out: "o.yaml", Format: "yaml", EnvPrefix: "P_", JSON: true, NoWait: true}},
+				CredentialType: "x509", Out: "o.yaml", Format: "yaml", EnvPrefix: "P_", JSON: true, NoWait: true, Verify: true}},
 		{name: "no instance", args: []string{}, wantErr: "expected INSTANCE"},
 		{name: "two instances", args: []string{"a", "b"}, wantErr: "expected INSTANCE"},
 		{name: "bad tenant mode", args: []string{"a", "--tenant-mode", "x"}, wantErr: "--tenant-mode"},
@@ -48,6 +49,10 @@ func TestUpFlags(t *testing.T) {
 		{name: "bad format", args: []string{"a", "--format", "toml"}, wantErr: "--format"},
 		{name: "unknown flag", args: []string{"a", "--colour"}, wantErr: "unknown flag"},
 		{name: "empty plan", args: []string{"a", "--plan", ""}, wantErr: "--plan must not be empty"},
+		{name: "params and template", args: []string{"a", "--params", "p.json", "--template", "minimal"}, wantErr: "either --params or --template"},
+		{name: "var without template", args: []string{"a", "--var", "x=y"}, wantErr: "--var and --vars need --template"},
+		{name: "x509 key length", args: []string{"a", "--x509-key-length", "1024"}, wantErr: "--x509-key-length 1024"},
+		{name: "x509 contradiction", args: []string{"a", "--x509-validity", "3", "--credential-type", "binding-secret"}, wantErr: "contradict"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -55,6 +55,7 @@ func credsRun(ctx context.Context, f *Factory, o *CredsOptions) error {
 	if err != nil {
 		return err
 	}
+	c.prov.OnSecrets = func(v []string) { f.mask(o.JSON, v) }
 	res, err := c.prov.Creds(ctx, provision.CredsRequest{
 		Ref: provision.Ref{Org: s.org, Space: s.space, Instance: o.Instance}, Key: o.Key,
 		Out: provision.Output{Path: o.Out, Format: o.Format, EnvPrefix: o.EnvPrefix},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"io"
 	"net/http"
 	"os"
@@ -43,6 +44,7 @@ type Factory struct {
 
 	closers []func()
 	rep     *reporter
+	simCA   *x509.CertPool // trusted for the embedded simulator's mTLS listener
 }
 
 func (f *Factory) getenv(k string) string {
@@ -90,6 +92,8 @@ Try it without a Cloud Foundry: xsprov up my-xsuaa --api sim --xsappname myAppNa
 		newSimCmd(f, nil),
 		newTemplatesCmd(f),
 		newValidateCmd(f, nil),
+		newTokenCmd(f, nil),
+		newRotateCmd(f, nil),
 	)
 	return root
 }
@@ -103,6 +107,7 @@ type targetFlags struct {
 	Origin           string
 	Timeout          time.Duration
 	Trace            bool
+	CACert           string
 }
 
 func (t *targetFlags) register(cmd *cobra.Command) {
@@ -110,7 +115,8 @@ func (t *targetFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&t.API, "api", "", "Cloud Foundry API URL, or \"sim\" for the embedded simulator (default: $CF_API, then the cf CLI target)")
 	fl.StringVarP(&t.Org, "org", "o", "", "organization (default: $CF_ORG, then the cf CLI target)")
 	fl.StringVarP(&t.Space, "space", "s", "", "space (default: $CF_SPACE, then the cf CLI target)")
-	fl.BoolVar(&t.SkipSSL, "skip-ssl-validation", false, "do not verify the API's TLS certificate")
+	fl.BoolVar(&t.SkipSSL, "skip-ssl-validation", false, "do not verify TLS certificates (API and token endpoints)")
+	fl.StringVar(&t.CACert, "cacert", "", "PEM file of extra CAs to trust (API and token endpoints, e.g. the simulator's /_sim/ca.pem)")
 	fl.StringVar(&t.ClientID, "client-id", "", "log in with this OAuth client (secret from --client-secret-file or $CF_CLIENT_SECRET)")
 	fl.StringVar(&t.ClientSecretFile, "client-secret-file", "", "file holding the client secret")
 	fl.StringVar(&t.Origin, "origin", "", "identity provider origin for CF_USERNAME/CF_PASSWORD")
@@ -128,6 +134,7 @@ type settings struct {
 	skipSSL    bool
 	trace      io.Writer
 	timeout    time.Duration
+	roots      *x509.CertPool
 }
 
 // resolve turns flags, environment and the cf CLI config into settings.
@@ -136,7 +143,11 @@ func (f *Factory) resolve(t targetFlags) (*settings, error) {
 	if t.Timeout <= 0 {
 		return nil, flagErrorf("--timeout must be positive, got %s", t.Timeout)
 	}
-	s := &settings{skipSSL: t.SkipSSL, timeout: t.Timeout}
+	roots, err := loadCAs(t.CACert)
+	if err != nil {
+		return nil, err
+	}
+	s := &settings{skipSSL: t.SkipSSL, timeout: t.Timeout, roots: roots}
 	cfHome := f.getenv("CF_HOME")
 	if cfHome == "" {
 		cfHome, _ = os.UserHomeDir()
@@ -250,12 +261,16 @@ func (f *Factory) connect(ctx context.Context, s *settings) (*conn, error) {
 		}
 		f.closers = append(f.closers, h.Close)
 		s.api = h.URL
+		f.simCA = h.CA
 	}
 	tr := &provision.Transport{Base: f.BaseTransport, Clock: f.Clock, Done: ctx.Done(), Trace: s.trace}
 	if dl, ok := ctx.Deadline(); ok {
 		tr.Deadline = dl
 	}
 	hc := provision.NewHTTPClient(tr, s.skipSSL)
+	if ht, ok := tr.Base.(*http.Transport); ok && s.roots != nil {
+		ht.TLSClientConfig.RootCAs = s.roots
+	}
 	sess, err := provision.Connect(ctx, s.api, s.auth, hc, s.skipSSL)
 	if err != nil {
 		return nil, err
@@ -263,6 +278,11 @@ func (f *Factory) connect(ctx context.Context, s *settings) (*conn, error) {
 	rep := f.reporter()
 	p := provision.NewProvisioner(sess, rep)
 	p.Clock, p.Backoff = f.Clock, f.Backoff
+	roots := s.roots
+	if f.simCA != nil {
+		roots = f.simCA
+	}
+	p.TokenTLS = provision.TLSOptions{RootCAs: roots, SkipVerify: s.skipSSL}
 	return &conn{prov: p, rep: rep, set: s}, nil
 }
 

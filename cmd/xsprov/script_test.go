@@ -31,7 +31,7 @@ type scriptSim struct {
 	srv *httptest.Server
 }
 
-func startScriptSim(ts *testscript.TestScript, opts ...cfsim.Option) {
+func startScriptSim(ts *testscript.TestScript, mtls bool, opts ...cfsim.Option) {
 	if old, ok := simulators.Load(ts.Getenv("WORK")); ok {
 		old.(*scriptSim).srv.Close()
 	}
@@ -40,6 +40,19 @@ func startScriptSim(ts *testscript.TestScript, opts ...cfsim.Option) {
 	simulators.Store(ts.Getenv("WORK"), &scriptSim{sim: sim, srv: srv})
 	ts.Setenv("CF_API", srv.URL)
 	ts.Defer(srv.Close)
+	if mtls {
+		// the mTLS listener for x509 keys; its CA goes to $WORK/ca.pem
+		cfg, err := sim.TLSConfig("127.0.0.1")
+		ts.Check(err)
+		tlsSrv := httptest.NewUnstartedServer(sim)
+		tlsSrv.TLS = cfg
+		tlsSrv.StartTLS()
+		ts.Defer(tlsSrv.Close)
+		sim.SetCertURL(tlsSrv.URL)
+		ca, err := sim.CACertPEM()
+		ts.Check(err)
+		ts.Check(os.WriteFile(ts.MkAbs("ca.pem"), []byte(ca), 0o600))
+	}
 }
 
 func scriptSimOf(ts *testscript.TestScript) *cfsim.Sim {
@@ -74,8 +87,16 @@ func TestScripts(t *testing.T) {
 			// cfsim [flags]: (re)start the simulator with options.
 			"cfsim": func(ts *testscript.TestScript, neg bool, args []string) {
 				var opts []cfsim.Option
+				mtls := false
 				for i := 0; i < len(args); i++ {
 					switch a := args[i]; a {
+					case "--mtls":
+						mtls = true
+					case "--token-lifetime":
+						i++
+						d, err := time.ParseDuration(args[i])
+						ts.Check(err)
+						opts = append(opts, cfsim.WithTokenLifetime(d))
 					case "--broker-delay":
 						i++
 						d, err := time.ParseDuration(args[i])
@@ -101,7 +122,7 @@ func TestScripts(t *testing.T) {
 						ts.Fatalf("cfsim: unknown option %s", a)
 					}
 				}
-				startScriptSim(ts, opts...)
+				startScriptSim(ts, mtls, opts...)
 			},
 			// fail-next OP MESSAGE: the next broker operation fails.
 			"fail-next": func(ts *testscript.TestScript, neg bool, args []string) {

@@ -22,6 +22,7 @@ import (
 // SimOptions are the inputs of `xsprov sim`.
 type SimOptions struct {
 	Addr          string
+	CertAddr      string
 	SeedFile      string
 	StateFile     string
 	BrokerDelay   time.Duration
@@ -69,6 +70,7 @@ ci-client / ci-secret. --seed FILE (YAML or JSON) replaces it.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&opts.Addr, "addr", "127.0.0.1:9022", "listen address")
+	fl.StringVar(&opts.CertAddr, "cert-addr", "127.0.0.1:9023", "listen address of the mTLS endpoint for x509 keys (certurl); empty to disable")
 	fl.StringVar(&opts.SeedFile, "seed", "", "seed file (YAML or JSON) replacing the default world")
 	fl.StringVar(&opts.StateFile, "state", "", "keep the world in this JSON file (loaded at start, saved on every change)")
 	fl.DurationVar(&opts.BrokerDelay, "broker-delay", 0, "broker time of every operation")
@@ -187,12 +189,26 @@ func simRun(ctx context.Context, f *Factory, o *SimOptions) error {
 	}
 	url := "http://" + ln.Addr().String()
 	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
+	var certBase string
+	if o.CertAddr != "" {
+		base, tlsSrv, _, err := serveMTLS(sim, o.CertAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listen on %s: %w", o.CertAddr, err)
+		}
+		defer tlsSrv.Close()
+		sim.SetCertURL(base)
+		certBase = base
+	}
 	w := f.IO.Out
 	fmt.Fprintf(w, "Cloud Foundry simulator listening on %s\n", url)
 	fmt.Fprintf(w, "  API:     %s\n", url)
 	fmt.Fprintf(w, "  user:    %s / %s   (cf api %s && cf auth %s %s)\n", cfsim.AdminUser, cfsim.AdminPassword, url, cfsim.AdminUser, cfsim.AdminPassword)
 	fmt.Fprintf(w, "  client:  %s / %s   (CF_CLIENT_ID=%s CF_CLIENT_SECRET=%s)\n", cfsim.CIClientID, cfsim.CIClientSecret, cfsim.CIClientID, cfsim.CIClientSecret)
 	fmt.Fprintf(w, "  target:  org %s, space %s\n", cfsim.DefaultOrg, cfsim.DefaultSpace)
+	if certBase != "" {
+		fmt.Fprintf(w, "  mTLS:    %s (certurl of x509 keys; CA at %s/_sim/ca.pem)\n", certBase, url)
+	}
 	if o.SeedFile != "" {
 		fmt.Fprintf(w, "  seed:    %s (the users and clients defined there)\n", o.SeedFile)
 	}

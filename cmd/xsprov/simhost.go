@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/http"
@@ -19,8 +21,10 @@ import (
 // concurrent runs, as one Cloud Controller would.
 type simHost struct {
 	URL  string
+	CA   *x509.CertPool
 	sim  *cfsim.Sim
 	srv  *http.Server
+	tls  *http.Server
 	lock *os.File
 }
 
@@ -48,13 +52,47 @@ func startEmbeddedSim(statePath string) (*simHost, error) {
 	}
 	h := &simHost{URL: "http://" + ln.Addr().String(), sim: sim, srv: &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}, lock: lock}
 	go func() { _ = h.srv.Serve(ln) }()
+	// The mTLS listener for x509 keys' certurl.
+	certBase, tlsSrv, pool, err := serveMTLS(sim, "127.0.0.1:0")
+	if err != nil {
+		h.Close()
+		return nil, fmt.Errorf("embedded simulator: %w", err)
+	}
+	h.tls, h.CA = tlsSrv, pool
+	sim.SetCertURL(certBase)
 	return h, nil
+}
+
+// serveMTLS serves the simulator over TLS with client certificates verified
+// against its CA, and returns the base URL and a pool trusting the CA.
+func serveMTLS(sim *cfsim.Sim, addr string) (string, *http.Server, *x509.CertPool, error) {
+	cfg, err := sim.TLSConfig("127.0.0.1", "localhost")
+	if err != nil {
+		return "", nil, nil, err
+	}
+	ln, err := tls.Listen("tcp", addr, cfg)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	caPEM, err := sim.CACertPEM()
+	if err != nil {
+		ln.Close()
+		return "", nil, nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM([]byte(caPEM))
+	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return "https://" + ln.Addr().String(), srv, pool, nil
 }
 
 func (h *simHost) Close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = h.srv.Shutdown(ctx)
+	if h.tls != nil {
+		_ = h.tls.Shutdown(ctx)
+	}
 	_ = h.sim.Save()
 	_ = syscall.Flock(int(h.lock.Fd()), syscall.LOCK_UN)
 	h.lock.Close()

@@ -28,8 +28,13 @@ type UpOptions struct {
 	KeyParams      string
 	CredentialType string
 
+	X509KeyLength int
+	X509Validity  int
+
 	Out, Format, EnvPrefix string
 	JSON, NoWait           bool
+	NoVerify, Verify       bool
+	ci                     ciFlags
 }
 
 // outputFlags are --out, --format and --env-prefix, shared by the commands
@@ -108,6 +113,11 @@ func (o *UpOptions) register(cmd *cobra.Command) {
 	registerOutputFlags(cmd, &o.Out, &o.Format, &o.EnvPrefix)
 	fl.BoolVar(&o.JSON, "json", false, "print a machine-readable result on stdout (never secret values)")
 	fl.BoolVar(&o.NoWait, "no-wait", false, "return once Cloud Foundry accepted the operations, without waiting for them")
+	fl.IntVar(&o.X509KeyLength, "x509-key-length", 0, "key length of an x509 key: 2048, 4096 or 8192 (broker default 2048)")
+	fl.IntVar(&o.X509Validity, "x509-validity", 0, "validity of an x509 key's certificate in days, 1..30 (broker default 7)")
+	fl.BoolVar(&o.NoVerify, "no-verify", false, "do not prove the new credentials by getting a token with them")
+	fl.BoolVar(&o.Verify, "verify", true, "prove the credentials by getting a token with them (--no-verify or --verify=false to skip)")
+	o.ci.register(cmd)
 }
 
 func (o *UpOptions) validate() error {
@@ -130,6 +140,18 @@ func (o *UpOptions) validate() error {
 		if strings.TrimSpace(v.val) == "" {
 			return flagErrorf("%s must not be empty", v.flag)
 		}
+	}
+	if o.X509KeyLength != 0 && !contains([]string{"2048", "4096", "8192"}, fmt.Sprint(o.X509KeyLength)) {
+		return flagErrorf("--x509-key-length %d is not one of 2048, 4096, 8192", o.X509KeyLength)
+	}
+	if o.X509Validity != 0 && (o.X509Validity < 1 || o.X509Validity > 30) {
+		return flagErrorf("--x509-validity %d is outside 1..30 days", o.X509Validity)
+	}
+	if o.X509KeyLength != 0 || o.X509Validity != 0 {
+		if o.CredentialType == "binding-secret" {
+			return flagErrorf("--x509-key-length and --x509-validity contradict --credential-type binding-secret")
+		}
+		o.CredentialType = "x509"
 	}
 	return checkOutput(o.Instance, &o.Out, &o.Format)
 }
@@ -168,6 +190,16 @@ func (o *UpOptions) request(rep provision.Reporter, s *settings) (provision.UpRe
 		}
 		keyParams["credential-type"] = o.CredentialType
 	}
+	if o.X509KeyLength != 0 || o.X509Validity != 0 {
+		x := map[string]any{"validity-type": "DAYS"}
+		if o.X509KeyLength != 0 {
+			x["key-length"] = o.X509KeyLength
+		}
+		if o.X509Validity != 0 {
+			x["validity"] = o.X509Validity
+		}
+		keyParams["x509"] = x
+	}
 	return provision.UpRequest{
 		Ref:      provision.Ref{Org: s.org, Space: s.space, Instance: o.Instance},
 		Offering: o.Offering, Plan: o.Plan, Broker: o.Broker,
@@ -192,15 +224,23 @@ func upRun(ctx context.Context, f *Factory, o *UpOptions) error {
 	if err != nil {
 		return err
 	}
+	c.prov.Verify = o.Verify && !o.NoVerify && !o.NoWait
+	c.prov.OnSecrets = func(v []string) { f.mask(o.JSON, v) }
 	res, err := c.prov.Up(ctx, req)
-	if err != nil {
+	if res == nil {
 		return err
 	}
-	if o.JSON {
-		return writeJSONDoc(f.IO.Out, res)
+	if gerr := o.ci.githubOutput(f, map[string]string{"credentials-file": res.File, "client-id": res.ClientID, "url": res.URL}); gerr != nil && err == nil {
+		err = gerr
 	}
-	printResult(f.IO.Out, res)
-	return nil
+	if o.JSON {
+		if jerr := writeJSONDoc(f.IO.Out, res); jerr != nil && err == nil {
+			err = jerr
+		}
+	} else {
+		printResult(f.IO.Out, res)
+	}
+	return err
 }
 
 func printResult(w io.Writer, r *provision.Result) {
@@ -216,8 +256,21 @@ func printResult(w io.Writer, r *provision.Result) {
 	if r.ClientID != "" {
 		row("client id", r.ClientID)
 	}
+	for _, x := range r.ExtraFiles {
+		row("file", x)
+	}
 	if r.URL != "" {
 		row("token url", r.URL+"/oauth/token")
+	}
+	if t := r.Token; t != nil {
+		v := "token for " + t.ClientID
+		if len(t.Scopes) > 0 {
+			v += " with scopes " + strings.Join(t.Scopes, " ")
+		}
+		if t.Verified {
+			v += ", signature verified"
+		}
+		row("verified", v)
 	}
 }
 

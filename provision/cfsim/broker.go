@@ -5,12 +5,14 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"math/big"
+	"net"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -375,7 +377,11 @@ func (s *Sim) credentials(base string, k *Key) map[string]any {
 	out["apiurl"] = base + "/xsuaa/" + zone
 	out["sburl"] = base + "/xsuaa/" + zone
 	if k.Creds["credential-type"] == "x509" {
-		out["certurl"] = base + "/xsuaa/" + zone
+		cb := s.certURL
+		if cb == "" {
+			cb = base // no TLS listener: the address is right, mTLS is not possible
+		}
+		out["certurl"] = cb + "/xsuaa/" + zone
 	}
 	return out
 }
@@ -448,3 +454,62 @@ func (s *Sim) issueCert(cn string, bits int, validity time.Duration) (string, st
 }
 
 func urlEscape(s string) string { return url.QueryEscape(s) }
+
+// TLSConfig returns a server TLS configuration for the simulator's mTLS
+// listener (the certurl of x509 keys): a certificate from the simulator's CA
+// for the given hosts, and client certificates verified against that CA when
+// presented. Call SetCertURL with the listener's base URL.
+func (s *Sim) TLSConfig(hosts ...string) (*tls.Config, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ca, caKey, err := s.ensureCA()
+	if err != nil {
+		return nil, err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "cfsim mTLS"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(365 * 24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	return &tls.Config{
+		Certificates: []tls.Certificate{{Certificate: [][]byte{der, ca.Raw}, PrivateKey: key}},
+		ClientAuth:   tls.VerifyClientCertIfGiven,
+		ClientCAs:    pool,
+		MinVersion:   tls.VersionTLS12,
+	}, nil
+}
+
+// SetCertURL sets the base URL of the mTLS listener that certurl points to.
+func (s *Sim) SetCertURL(base string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.certURL = base
+}
+
+// CACertPEM returns the simulator's CA certificate (it signs x509 key
+// certificates and the mTLS listener's certificate).
+func (s *Sim) CACertPEM() (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, _, err := s.ensureCA(); err != nil {
+		return "", err
+	}
+	return s.st.CACert, nil
+}

@@ -961,6 +961,31 @@ func (s *Sim) deleteKey(req *request) {
 	s.accepted(req, job)
 }
 
+// updateKey is PATCH /v3/service_credential_bindings/:guid: metadata only.
+func (s *Sim) updateKey(req *request) {
+	body, aerr := decodeBody(req, "metadata")
+	if aerr != nil {
+		writeError(req.w, aerr)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.advance()
+	k := s.st.Keys[req.params[0]]
+	if k == nil {
+		writeError(req.w, &apiError{Code: 10010, Title: "CF-ResourceNotFound", Detail: "Service credential binding not found", status: 404})
+		return
+	}
+	if aerr := applyMetadata(&k.meta, body["metadata"]); aerr != nil {
+		writeError(req.w, aerr)
+		return
+	}
+	k.Updated = s.now()
+	s.dirty = true
+	_ = s.saveLocked()
+	writeJSON(req.w, http.StatusOK, s.renderKey(req.base, k))
+}
+
 func (s *Sim) accepted(req *request, j *Job) {
 	s.dirty = true
 	if err := s.saveLocked(); err != nil && s.opts.logf != nil {

@@ -18,6 +18,7 @@ type route struct {
 	auth, cc, exemptRate, tokenEndpoint bool
 	query                               []string // allowed query parameters; nil = none
 	control                             bool     // the simulator's own control API, not counted
+	xsuaa                               bool     // an XSUAA zone endpoint: counted by call, not in the CF total
 	list                                bool     // a paginated list
 }
 
@@ -41,9 +42,9 @@ var routes = func() []*route {
 		{method: http.MethodGet, pattern: "/uaa/login", handle: (*Sim).loginInfo},
 		{method: http.MethodGet, pattern: "/uaa/token_keys", handle: (*Sim).tokenKeys},
 		{method: "*", pattern: "/uaa/oauth/token", handle: (*Sim).uaaToken, tokenEndpoint: true},
-		{method: "*", pattern: "/xsuaa/:zone/oauth/token", handle: (*Sim).zoneToken, tokenEndpoint: true},
-		{method: http.MethodGet, pattern: "/xsuaa/:zone/token_keys", handle: (*Sim).tokenKeys},
-		{method: http.MethodGet, pattern: "/xsuaa/:zone/.well-known/openid-configuration", handle: (*Sim).zoneOpenID},
+		{method: "*", pattern: "/xsuaa/:zone/oauth/token", handle: (*Sim).zoneToken, tokenEndpoint: true, xsuaa: true},
+		{method: http.MethodGet, pattern: "/xsuaa/:zone/token_keys", handle: (*Sim).tokenKeys, xsuaa: true},
+		{method: http.MethodGet, pattern: "/xsuaa/:zone/.well-known/openid-configuration", handle: (*Sim).zoneOpenID, xsuaa: true},
 
 		listRoute("/v3/organizations", (*Sim).listOrgs, "names"),
 		ccRoute(http.MethodGet, "/v3/organizations/:guid", (*Sim).getOrg),
@@ -66,6 +67,7 @@ var routes = func() []*route {
 		ccRoute(http.MethodPost, "/v3/service_credential_bindings", (*Sim).createKey),
 		ccRoute(http.MethodGet, "/v3/service_credential_bindings/:guid", (*Sim).getKey, "include"),
 		ccRoute(http.MethodDelete, "/v3/service_credential_bindings/:guid", (*Sim).deleteKey),
+		ccRoute(http.MethodPatch, "/v3/service_credential_bindings/:guid", (*Sim).updateKey),
 		ccRoute(http.MethodGet, "/v3/service_credential_bindings/:guid/details", (*Sim).keyDetails),
 		ccRoute(http.MethodGet, "/v3/service_credential_bindings/:guid/parameters", (*Sim).keyParams),
 
@@ -74,6 +76,7 @@ var routes = func() []*route {
 		{method: "*", pattern: "/_sim/counts", handle: (*Sim).ctlCounts, control: true},
 		{method: http.MethodPut, pattern: "/_sim/delay", handle: (*Sim).ctlDelay, control: true},
 		{method: http.MethodPost, pattern: "/_sim/fail-next", handle: (*Sim).ctlFailNext, control: true},
+		{method: http.MethodGet, pattern: "/_sim/ca.pem", handle: (*Sim).ctlCA, control: true},
 	}
 	for _, r := range rs {
 		r.segs = strings.Split(strings.Trim(r.pattern, "/"), "/")

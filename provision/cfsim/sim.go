@@ -139,6 +139,7 @@ type Sim struct {
 	rate     map[string]*window
 	rng      *rand.Rand
 	signer   *signer // built lazily from st.SigningKey
+	certURL  string  // base URL of the mTLS listener, for certurl
 	pregen   *rsa.PrivateKey
 
 	verified sync.Map // token string → *claims (signature checked)
@@ -282,8 +283,9 @@ type Counts struct {
 	ByCall map[string]int64 `json:"by_call"`
 }
 
-// Counts returns the requests served so far (XSUAA zone token requests are
-// counted under their own call names).
+// Counts returns the requests served so far. Total and Writes count the Cloud
+// Controller and UAA; XSUAA zone endpoints (a key's token URL) appear only in
+// ByCall, prefixed "XSUAA ".
 func (s *Sim) Counts() Counts {
 	c := Counts{Total: s.requests.Load(), Writes: s.writes.Load(), ByCall: map[string]int64{}}
 	s.counts.Range(func(k, v any) bool {
@@ -305,6 +307,10 @@ func (s *Sim) count(call string, write bool) {
 	if write {
 		s.writes.Add(1)
 	}
+	s.countCall(call)
+}
+
+func (s *Sim) countCall(call string) {
 	v, _ := s.counts.LoadOrStore(call, new(atomic.Int64))
 	v.(*atomic.Int64).Add(1)
 }
@@ -474,7 +480,11 @@ func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rt.handle(s, &request{w: w, r: r, base: baseURL(r)})
 		return
 	}
-	s.count(call, write)
+	if rt != nil && rt.xsuaa {
+		s.countCall("XSUAA " + call)
+	} else {
+		s.count(call, write)
+	}
 	if s.opts.logf != nil {
 		s.opts.logf("%s %s", r.Method, r.URL.RequestURI())
 	}
@@ -645,4 +655,17 @@ func (s *Sim) ctlFailNext(req *request) {
 	}
 	s.FailNext(q.Get("op"), q.Get("message"))
 	req.w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Sim) ctlCA(req *request) {
+	s.mu.Lock()
+	_, _, err := s.ensureCA()
+	pemCA := s.st.CACert
+	s.mu.Unlock()
+	if err != nil {
+		writeError(req.w, &apiError{Code: 10001, Title: "UnknownError", Detail: err.Error(), status: 500})
+		return
+	}
+	req.w.Header().Set("Content-Type", "application/x-pem-file")
+	_, _ = io.WriteString(req.w, pemCA)
 }

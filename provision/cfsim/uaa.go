@@ -333,7 +333,10 @@ func (s *Sim) uaaToken(req *request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
-// zoneToken serves POST {credentials.url}/oauth/token for XSUAA keys.
+// zoneToken serves POST {credentials.url}/oauth/token for XSUAA keys: the
+// client_credentials grant with a key's secret or, over TLS, its client
+// certificate; and the password grant for a seeded user on behalf of the key's
+// application.
 func (s *Sim) zoneToken(req *request) {
 	w, r := req.w, req.r
 	zone := req.params[0]
@@ -344,9 +347,14 @@ func (s *Sim) zoneToken(req *request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.advance()
-	if grant := form.Get("grant_type"); grant != "client_credentials" {
+	grant := form.Get("grant_type")
+	if grant != "client_credentials" && grant != "password" {
 		writeOAuthError(w, oauthError{status: 400, code: "unsupported_grant_type", descr: "Unsupported grant type: " + grant})
 		return
+	}
+	var peer *x509.Certificate
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		peer = r.TLS.PeerCertificates[0]
 	}
 	var key *Key
 	var inst *Instance
@@ -359,7 +367,11 @@ func (s *Sim) zoneToken(req *request) {
 		if org == nil || zoneName(org) != zone {
 			continue
 		}
-		if cs, _ := k.Creds["clientsecret"].(string); cs != "" && eq(cs, secret) {
+		cs, _ := k.Creds["clientsecret"].(string)
+		switch {
+		case cs != "" && secret != "" && eq(cs, secret):
+			key, inst = k, i
+		case peer != nil && secret == "" && certMatches(k, peer):
 			key, inst = k, i
 		}
 	}
@@ -367,10 +379,29 @@ func (s *Sim) zoneToken(req *request) {
 		writeOAuthError(w, errBadCredentials)
 		return
 	}
-	s.issueZoneToken(req, zone, key, inst)
+	var user *User
+	if grant == "password" {
+		for _, u := range s.st.Users {
+			if u.Name == form.Get("username") && eq(u.Password, form.Get("password")) {
+				user = u
+			}
+		}
+		if user == nil {
+			writeOAuthError(w, oauthError{status: 401, code: "unauthorized", descr: "Bad credentials"})
+			return
+		}
+	}
+	s.issueZoneToken(req, zone, key, inst, user, strings.Fields(form.Get("scope")))
 }
 
-func (s *Sim) issueZoneToken(req *request, zone string, key *Key, inst *Instance) {
+// certMatches tells whether the TLS client certificate is the key's.
+func certMatches(k *Key, peer *x509.Certificate) bool {
+	pemChain, _ := k.Creds["certificate"].(string)
+	blk, _ := pem.Decode([]byte(pemChain))
+	return blk != nil && string(blk.Bytes) == string(peer.Raw)
+}
+
+func (s *Sim) issueZoneToken(req *request, zone string, key *Key, inst *Instance, user *User, want []string) {
 	g, err := s.ensureSigner()
 	if err != nil {
 		writeOAuthError(req.w, oauthError{status: 500, code: "server_error", descr: "signing key unavailable"})
@@ -387,23 +418,47 @@ func (s *Sim) issueZoneToken(req *request, zone string, key *Key, inst *Instance
 		validity = lt
 	}
 	org := s.orgOfInstance(inst)
-	scopes := []string{"uaa.resource"}
-	if auths, ok := inst.Params["authorities"].([]any); ok {
-		for _, a := range auths {
-			if sc, _ := a.(string); strings.HasPrefix(sc, "$XSAPPNAME.") {
+	// A client-credentials token carries the scopes the app grants itself
+	// through authorities; a user's token the app's own scopes (the simulator
+	// treats every user as holding every role collection).
+	var scopes []string
+	source := "authorities"
+	if user != nil {
+		source = "scopes"
+		scopes = append(scopes, "openid")
+	} else {
+		scopes = append(scopes, "uaa.resource")
+	}
+	if list, ok := inst.Params[source].([]any); ok {
+		for _, a := range list {
+			sc, _ := a.(string)
+			if m, isObj := a.(map[string]any); isObj {
+				sc, _ = m["name"].(string)
+			}
+			if strings.HasPrefix(sc, "$XSAPPNAME.") {
 				scopes = append(scopes, inst.AppID+strings.TrimPrefix(sc, "$XSAPPNAME"))
 			}
 		}
 	}
+	if len(want) > 0 {
+		scopes = intersect(scopes, want)
+	}
 	clientID, _ := key.Creds["clientid"].(string)
 	zoneURL := req.base + "/xsuaa/" + zone
+	grant := "client_credentials"
 	c := &claims{
 		Jti: s.newID(), Sub: clientID, ClientID: clientID, Cid: clientID, Azp: clientID,
-		GrantType: "client_credentials", Scope: scopes, Auth: scopes,
-		Aud: []string{"uaa", clientID}, Iss: zoneURL + "/oauth/token", Zid: org.GUID,
+		Scope: scopes, Aud: []string{"uaa", clientID}, Iss: zoneURL + "/oauth/token", Zid: org.GUID,
 		Iat: now.Unix(), Exp: now.Add(time.Duration(validity) * time.Second).Unix(),
 		ExtAttr: map[string]any{"enhancer": "XSUAA", "zdn": zone, "serviceinstanceid": inst.GUID},
 	}
+	if user != nil {
+		grant = "password"
+		c.Sub, c.UserID, c.UserName, c.Origin, c.Email = user.GUID, user.GUID, user.Name, user.Origin, user.Name+"@sim.local"
+	} else {
+		c.Auth = scopes
+	}
+	c.GrantType = grant
 	tok, err := g.sign(c, zoneURL+"/token_keys")
 	if err != nil {
 		writeOAuthError(req.w, oauthError{status: 500, code: "server_error", descr: "signing failed"})

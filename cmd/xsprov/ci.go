@@ -1,0 +1,69 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/xsprov/xsprov/provision"
+)
+
+// ciFlags are --github-output.
+type ciFlags struct {
+	GitHubOutput bool
+}
+
+func (c *ciFlags) register(cmd *cobra.Command) {
+	cmd.Flags().BoolVar(&c.GitHubOutput, "github-output", false, "append non-secret outputs (credentials-file, client-id, url) to $GITHUB_OUTPUT")
+}
+
+// githubOutput appends name=value lines to $GITHUB_OUTPUT. Only non-secret
+// values are passed here.
+func (c *ciFlags) githubOutput(f *Factory, values map[string]string) error {
+	if !c.GitHubOutput {
+		return nil
+	}
+	path := f.getenv("GITHUB_OUTPUT")
+	if path == "" {
+		return provision.Usagef("--github-output: GITHUB_OUTPUT is not set (it is in GitHub Actions)")
+	}
+	fh, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("--github-output: %w", err)
+	}
+	defer fh.Close()
+	keys := make([]string, 0, len(values))
+	for k := range values {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if v := values[k]; v != "" && !strings.ContainsAny(v, "\r\n") {
+			if _, err := fmt.Fprintf(fh, "%s=%s\n", k, v); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// mask tells GitHub Actions to hide secret values from the log, before any
+// of them could be printed. The runner reads workflow commands from stdout
+// and stderr; with --json stdout carries only the JSON document.
+func (f *Factory) mask(jsonOut bool, values []string) {
+	if f.getenv("GITHUB_ACTIONS") != "true" {
+		return
+	}
+	w := f.IO.Out
+	if jsonOut {
+		w = f.IO.ErrOut
+	}
+	for _, v := range values {
+		if v != "" {
+			fmt.Fprintf(w, "::add-mask::%s\n", v)
+		}
+	}
+}

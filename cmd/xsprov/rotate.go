@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/xsprov/xsprov/provision"
+)
+
+// RotateOptions are the inputs of `xsprov rotate`.
+type RotateOptions struct {
+	Target                 targetFlags
+	Instance               string
+	Key                    string
+	KeyParams              string
+	CredentialType         string
+	Grace                  time.Duration
+	Out, Format, EnvPrefix string
+	JSON                   bool
+	ci                     ciFlags
+}
+
+func newRotateCmd(f *Factory, runF func(context.Context, *RotateOptions) error) *cobra.Command {
+	opts := &RotateOptions{}
+	cmd := &cobra.Command{
+		Use:   "rotate INSTANCE",
+		Short: "Replace the instance's key with a new one without downtime",
+		Long: `Create a new key (named KEY--rYYYYMMDDTHHMMSSZ, so names sort by age), verify it
+by getting a token with it, replace the credentials file atomically, and then
+delete the old key, or keep it for --grace and delete it on a later rotate.
+
+A failure at any step leaves a working credentials file and names what is left
+to clean up. up, creds, status and down treat the newest rotated key as the
+instance's key.`,
+		Example: `  xsprov rotate my-xsuaa
+  xsprov rotate my-xsuaa --grace 24h   # old key keeps working for a day`,
+		Args: exactArgs(1, "INSTANCE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Instance = args[0]
+			if err := checkInstanceName(opts.Instance); err != nil {
+				return err
+			}
+			if opts.Grace < 0 {
+				return flagErrorf("--grace must not be negative")
+			}
+			if opts.CredentialType != "" && !contains([]string{"binding-secret", "x509"}, opts.CredentialType) {
+				return flagErrorf("--credential-type %q is not one of binding-secret, x509", opts.CredentialType)
+			}
+			if err := checkOutput(opts.Instance, &opts.Out, &opts.Format); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return rotateRun(cmd.Context(), f, opts)
+		},
+	}
+	opts.Target.register(cmd)
+	fl := cmd.Flags()
+	fl.StringVar(&opts.Key, "key", "", "base name of the key (default INSTANCE-key)")
+	fl.StringVar(&opts.KeyParams, "key-params", "", "parameters of the new key (default: the current key's)")
+	fl.StringVar(&opts.CredentialType, "credential-type", "", "credential type of the new key: binding-secret or x509")
+	fl.DurationVar(&opts.Grace, "grace", 0, "keep the old key this long (deleted by a later rotate); 0 deletes it now")
+	registerOutputFlags(cmd, &opts.Out, &opts.Format, &opts.EnvPrefix)
+	fl.BoolVar(&opts.JSON, "json", false, "print a machine-readable result on stdout (never secret values)")
+	opts.ci.register(cmd)
+	return cmd
+}
+
+func rotateRun(ctx context.Context, f *Factory, o *RotateOptions) error {
+	s, err := f.resolve(o.Target)
+	if err != nil {
+		return err
+	}
+	keyParams, err := provision.ParseKeyParams(o.KeyParams)
+	if err != nil {
+		return err
+	}
+	if o.CredentialType != "" {
+		if keyParams == nil {
+			keyParams = map[string]any{}
+		}
+		keyParams["credential-type"] = o.CredentialType
+	}
+	ctx, cancel := withTimeout(ctx, s.timeout)
+	defer cancel()
+	c, err := f.connect(ctx, s)
+	if err != nil {
+		return err
+	}
+	c.prov.Verify = true
+	c.prov.OnSecrets = func(v []string) { f.mask(o.JSON, v) }
+	res, err := c.prov.Rotate(ctx, provision.RotateRequest{
+		Ref: provision.Ref{Org: s.org, Space: s.space, Instance: o.Instance}, Key: o.Key, KeyParams: keyParams, Grace: o.Grace,
+		Out: provision.Output{Path: o.Out, Format: o.Format, EnvPrefix: o.EnvPrefix, Instance: o.Instance},
+	})
+	if res != nil {
+		if gerr := o.ci.githubOutput(f, map[string]string{"credentials-file": res.File, "client-id": res.ClientID, "key": res.NewKey.Name}); gerr != nil && err == nil {
+			err = gerr
+		}
+		if o.JSON {
+			if jerr := writeJSONDoc(f.IO.Out, res); jerr != nil && err == nil {
+				err = jerr
+			}
+		} else {
+			row := func(k, v string) { fmt.Fprintf(f.IO.Out, "%-18s %s\n", k+":", v) }
+			row("new key", res.NewKey.Name)
+			if res.Replaced != "" {
+				row("replaced key", res.Replaced)
+			}
+			for _, d := range res.Deleted {
+				row("deleted key", d)
+			}
+			for _, k := range res.Kept {
+				row("kept key", k.Name+" (until "+k.RetireAfter.Format(time.RFC3339)+")")
+			}
+			if res.File != "" {
+				row("credentials file", res.File)
+			}
+		}
+	}
+	return err
+}

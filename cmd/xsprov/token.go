@@ -1,0 +1,216 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/xsprov/xsprov/provision"
+)
+
+// TokenOptions are the inputs of `xsprov token`.
+type TokenOptions struct {
+	Target    targetFlags
+	Instance  string
+	Key       string
+	CredsFile string
+	Grant     string
+	Username  string
+	Scopes    []string
+	Header    bool
+	Check     bool
+	JSON      bool
+	ShowToken bool
+}
+
+func newTokenCmd(f *Factory, runF func(context.Context, *TokenOptions) error) *cobra.Command {
+	opts := &TokenOptions{}
+	cmd := &cobra.Command{
+		Use:   "token [INSTANCE | --creds FILE]",
+		Short: "Get an OAuth access token with a key's credentials",
+		Long: `Get an access token from XSUAA with the credentials of a key: the client
+credentials grant at {url}/oauth/token for secret keys, or at {certurl}/oauth/token
+over mutual TLS for x509 keys. The credentials come from a file (--creds) or are
+read from the instance's current key in Cloud Foundry (INSTANCE).
+
+Prints the access token on stdout; --header prints "Authorization: Bearer …" for
+curl; --check prints only client id, scopes, expiry and zone, never the token.
+--grant password gets a token on behalf of a user (--username, password from
+XSUAA_PASSWORD or a prompt on a terminal). Refusals by the token endpoint exit 4.`,
+		Example: `  curl -H "$(xsprov token --creds my-xsuaa-credentials.json --header)" https://my-api.example.com/
+  xsprov token my-xsuaa --check
+  XSUAA_PASSWORD=… xsprov token --creds my-xsuaa-credentials.json --grant password --username jane@example.com`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case len(args) > 1:
+				return flagErrorf("expected at most one INSTANCE, got %d arguments", len(args))
+			case len(args) == 1 && opts.CredsFile != "":
+				return flagErrorf("give either INSTANCE or --creds, not both")
+			case len(args) == 0 && opts.CredsFile == "":
+				return flagErrorf("expected INSTANCE or --creds FILE")
+			case len(args) == 1:
+				opts.Instance = args[0]
+			}
+			if opts.Grant != "client_credentials" && opts.Grant != "password" {
+				return flagErrorf("--grant %q is not one of client_credentials, password", opts.Grant)
+			}
+			if opts.Grant == "password" && opts.Username == "" {
+				return flagErrorf("--grant password needs --username")
+			}
+			if opts.Grant != "password" && opts.Username != "" {
+				return flagErrorf("--username applies to --grant password only")
+			}
+			if n := btoi(opts.Header) + btoi(opts.Check) + btoi(opts.JSON); n > 1 {
+				return flagErrorf("--header, --check and --json exclude each other")
+			}
+			if opts.ShowToken && !opts.JSON {
+				return flagErrorf("--show-token applies to --json only")
+			}
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return tokenRun(cmd.Context(), f, opts)
+		},
+	}
+	opts.Target.register(cmd)
+	fl := cmd.Flags()
+	fl.StringVar(&opts.CredsFile, "creds", "", "credentials file written by xsprov (json, env, yaml, default-env)")
+	fl.StringVar(&opts.Key, "key", "", "service key name, with INSTANCE (default INSTANCE-key, or its newest rotation)")
+	fl.StringVar(&opts.Grant, "grant", "client_credentials", "grant type: client_credentials or password")
+	fl.StringVar(&opts.Username, "username", "", "user for --grant password (password from XSUAA_PASSWORD or a prompt)")
+	fl.StringArrayVar(&opts.Scopes, "scope", nil, "request only this scope (repeatable)")
+	fl.BoolVar(&opts.Header, "header", false, `print "Authorization: Bearer <token>"`)
+	fl.BoolVar(&opts.Check, "check", false, "print client id, scopes, expiry and zone; never the token")
+	fl.BoolVar(&opts.JSON, "json", false, "print what --check prints as JSON (the token only with --show-token)")
+	fl.BoolVar(&opts.ShowToken, "show-token", false, "include the access token in --json")
+	return cmd
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func loadCAs(path string) (*x509.CertPool, error) {
+	if path == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, flagErrorf("--cacert: %v", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, flagErrorf("--cacert %s holds no PEM certificate", path)
+	}
+	return pool, nil
+}
+
+func tokenRun(ctx context.Context, f *Factory, o *TokenOptions) error {
+	roots, err := loadCAs(o.Target.CACert)
+	if err != nil {
+		return err
+	}
+	tlsOpts := provision.TLSOptions{RootCAs: roots, SkipVerify: o.Target.SkipSSL}
+	password := ""
+	if o.Grant == "password" {
+		if password = f.getenv("XSUAA_PASSWORD"); password == "" {
+			if !f.IO.CanPrompt() {
+				return provision.Usagef("--grant password: set XSUAA_PASSWORD (no terminal to ask on)")
+			}
+			if password, err = f.IO.ReadSecret("Password for " + o.Username + ": "); err != nil {
+				return err
+			}
+		}
+	}
+	var creds map[string]any
+	var transport = provision.NewHTTPClient(&provision.Transport{Done: ctx.Done()}, false).Transport
+	if o.CredsFile != "" {
+		if creds, err = provision.ReadCredentials(o.CredsFile); err != nil {
+			return err
+		}
+	} else {
+		s, err := f.resolve(o.Target)
+		if err != nil {
+			return err
+		}
+		tctx, cancel := withTimeout(ctx, s.timeout)
+		defer cancel()
+		c, err := f.connect(tctx, s)
+		if err != nil {
+			return err
+		}
+		res, err := c.prov.Creds(tctx, provision.CredsRequest{Ref: provision.Ref{Org: s.org, Space: s.space, Instance: o.Instance}, Key: o.Key})
+		if err != nil {
+			return err
+		}
+		creds = res.Credentials()
+		transport = c.prov.S.HTTP.Transport
+		if f.simCA != nil {
+			tlsOpts.RootCAs = f.simCA
+		}
+	}
+	tok, err := provision.FetchToken(ctx, transport, provision.TokenRequest{Creds: creds, Grant: o.Grant, Username: o.Username, Password: password, Scopes: o.Scopes}, tlsOpts)
+	if err != nil {
+		return err
+	}
+	f.mask(o.JSON, []string{tok.AccessToken})
+	switch {
+	case o.JSON:
+		doc := struct {
+			FormatVersion string `json:"format_version"`
+			*provision.Token
+			AccessToken string `json:"access_token,omitempty"`
+		}{provision.FormatVersion, tok, ""}
+		if o.ShowToken {
+			doc.AccessToken = tok.AccessToken
+		}
+		return writeJSONDoc(f.IO.Out, doc)
+	case o.Check:
+		printTokenCheck(f.IO.Out, tok)
+	case o.Header:
+		fmt.Fprintf(f.IO.Out, "Authorization: Bearer %s\n", tok.AccessToken)
+	default:
+		fmt.Fprintln(f.IO.Out, tok.AccessToken)
+	}
+	return nil
+}
+
+func printTokenCheck(w io.Writer, t *provision.Token) {
+	row := func(k, v string) { fmt.Fprintf(w, "%-16s %s\n", k+":", v) }
+	row("client id", t.ClientID)
+	if t.UserName != "" {
+		row("user", t.UserName)
+	}
+	row("grant", t.GrantType)
+	row("scopes", strings.Join(t.Scopes, " "))
+	row("expires", t.ExpiresAt.Format(time.RFC3339)+" (in "+time.Until(t.ExpiresAt).Round(time.Second).String()+")")
+	row("zone", strings.TrimSpace(t.Zone+" "+t.ZoneID))
+	row("endpoint", t.Endpoint)
+	row("signature", map[bool]string{true: "verified with the key's verificationkey", false: "not verified (no verificationkey, or it does not match)"}[t.Verified])
+}
+
+// ReadSecret asks for a secret on the terminal without echo.
+func (s *IOStreams) ReadSecret(prompt string) (string, error) {
+	fmt.Fprint(s.ErrOut, prompt)
+	if f, ok := s.In.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		b, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(s.ErrOut)
+		return string(b), err
+	}
+	line, err := bufio.NewReader(s.In).ReadString('\n')
+	return strings.TrimRight(line, "\r\n"), err
+}

@@ -1,0 +1,202 @@
+package provision
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/joho/godotenv"
+	"gopkg.in/yaml.v3"
+)
+
+var sampleCreds = map[string]any{
+	"clientid":        "sb-my-app!t1001",
+	"clientsecret":    `2f1d-x$Qk="quoted"\back` + "`tick`",
+	"url":             "https://acme.authentication.example.com",
+	"identityzone":    "acme",
+	"verificationkey": "-----BEGIN PUBLIC KEY-----\nMIIB\nIDAQAB\n-----END PUBLIC KEY-----\n",
+	"credential-type": "binding-secret",
+	"xsappname":       "my-app!t1001",
+	"nested":          map[string]any{"a": 1.0},
+}
+
+func TestFormatsParseWithRealParsers(t *testing.T) {
+	dir := t.TempDir()
+	out := Output{Instance: "my-xsuaa", Offering: "xsuaa", Plan: "application"}
+	render := func(format string) []byte {
+		t.Helper()
+		o := out
+		o.Format = format
+		b, err := Render(sampleCreds, o)
+		if err != nil {
+			t.Fatalf("%s: %v", format, err)
+		}
+		return b
+	}
+	var j map[string]any
+	if err := json.Unmarshal(render(FormatJSON), &j); err != nil || j["clientsecret"] != sampleCreds["clientsecret"] || j["verificationkey"] != sampleCreds["verificationkey"] {
+		t.Errorf("json: %v %v", err, j)
+	}
+	var y map[string]any
+	if err := yaml.Unmarshal(render(FormatYAML), &y); err != nil || y["clientsecret"] != sampleCreds["clientsecret"] {
+		t.Errorf("yaml: %v %v", err, y)
+	}
+	envFile := filepath.Join(dir, "c.env")
+	if err := os.WriteFile(envFile, render(FormatEnv), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env, err := godotenv.Read(envFile)
+	if err != nil {
+		t.Fatalf("dotenv: %v", err)
+	}
+	for k, want := range map[string]string{"XSUAA_CLIENTID": "sb-my-app!t1001", "XSUAA_URL": sampleCreds["url"].(string),
+		"XSUAA_VERIFICATIONKEY": sampleCreds["verificationkey"].(string), "XSUAA_CREDENTIAL_TYPE": "binding-secret"} {
+		if env[k] != want {
+			t.Errorf("dotenv %s = %q, want %q", k, env[k], want)
+		}
+	}
+	// The shell is a real parser too: `set -a; . file` must give the same values.
+	shOut, err := exec.Command("sh", "-c", `set -a; . "$1"; printf '%s' "$XSUAA_CLIENTSECRET"`, "sh", envFile).Output()
+	if err != nil || string(shOut) != sampleCreds["clientsecret"] {
+		t.Errorf("sh reads XSUAA_CLIENTSECRET = %q (%v), want %q", shOut, err, sampleCreds["clientsecret"])
+	}
+	var de struct {
+		VCAP map[string][]struct {
+			Name        string         `json:"name"`
+			Label       string         `json:"label"`
+			Plan        string         `json:"plan"`
+			Tags        []string       `json:"tags"`
+			Credentials map[string]any `json:"credentials"`
+		} `json:"VCAP_SERVICES"`
+	}
+	if err := json.Unmarshal(render(FormatDefaultEnv), &de); err != nil || len(de.VCAP["xsuaa"]) != 1 ||
+		de.VCAP["xsuaa"][0].Name != "my-xsuaa" || de.VCAP["xsuaa"][0].Credentials["clientid"] != "sb-my-app!t1001" || de.VCAP["xsuaa"][0].Plan != "application" {
+		t.Errorf("default-env: %v %+v", err, de)
+	}
+	var pm struct {
+		Name   string                              `json:"name"`
+		Scope  string                              `json:"_postman_variable_scope"`
+		Values []struct{ Key, Value, Type string } `json:"values"`
+	}
+	if err := json.Unmarshal(render(FormatPostman), &pm); err != nil || pm.Scope != "environment" {
+		t.Fatalf("postman: %v %+v", err, pm)
+	}
+	got := map[string]string{}
+	for _, v := range pm.Values {
+		got[v.Key] = v.Value + "|" + v.Type
+	}
+	if got["xsuaa_token_url"] != sampleCreds["url"].(string)+"/oauth/token|default" || got["xsuaa_client_secret"] != sampleCreds["clientsecret"].(string)+"|secret" ||
+		got["xsuaa_password"] != "|secret" {
+		t.Errorf("postman values: %v", got)
+	}
+	var hc map[string]map[string]any
+	if err := json.Unmarshal(render(FormatHTTPClient), &hc); err != nil || hc["my-xsuaa"]["xsuaa_client_id"] != "sb-my-app!t1001" {
+		t.Errorf("http-client: %v %v", err, hc)
+	}
+	if _, err := PEMFiles(sampleCreds, "x.json"); err == nil {
+		t.Error("pem accepted a key without certificate")
+	}
+	files, err := PEMFiles(map[string]any{"certificate": "C", "key": "K"}, filepath.Join(dir, "my-credentials.json"))
+	if err != nil || string(files[filepath.Join(dir, "my-credentials.crt")]) != "C" || string(files[filepath.Join(dir, "my-credentials.key")]) != "K" {
+		t.Errorf("pem files: %v %v", err, files)
+	}
+}
+
+func TestReadCredentialsRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	for _, format := range []string{FormatJSON, FormatYAML, FormatEnv, FormatDefaultEnv} {
+		b, err := Render(sampleCreds, Output{Format: format, Instance: "i", EnvPrefix: "MY_APP_"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, "c."+format)
+		_ = os.WriteFile(path, b, 0o600)
+		got, err := ReadCredentials(path)
+		if err != nil {
+			t.Fatalf("%s: %v", format, err)
+		}
+		for _, k := range []string{"clientid", "clientsecret", "url", "verificationkey"} {
+			if got[k] != sampleCreds[k] {
+				t.Errorf("%s: %s = %q, want %q", format, k, got[k], sampleCreds[k])
+			}
+		}
+	}
+	_ = os.WriteFile(filepath.Join(dir, "junk"), []byte("hello"), 0o600)
+	if _, err := ReadCredentials(filepath.Join(dir, "junk")); err == nil || !strings.Contains(err.Error(), "not a credentials file") {
+		t.Errorf("junk: %v", err)
+	}
+}
+
+func TestWriteFileAtomicMode(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.json")
+	_ = os.WriteFile(path, []byte("old"), 0o644)
+	if err := WriteFileAtomic(path, []byte("new")); err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := os.Stat(path)
+	b, _ := os.ReadFile(path)
+	if fi.Mode().Perm() != 0o600 || string(b) != "new" {
+		t.Errorf("mode %v, content %q", fi.Mode().Perm(), b)
+	}
+	entries, _ := os.ReadDir(filepath.Dir(path))
+	if len(entries) != 1 {
+		t.Errorf("temp files left behind: %v", entries)
+	}
+	if err := WriteFileAtomic(filepath.Join(path, "sub"), []byte("x")); err == nil {
+		t.Error("write under a file succeeded")
+	}
+}
+
+func FuzzReadCredentials(f *testing.F) {
+	for _, format := range []string{FormatJSON, FormatYAML, FormatEnv, FormatDefaultEnv} {
+		b, _ := Render(sampleCreds, Output{Format: format})
+		f.Add(b)
+	}
+	f.Add([]byte("XSUAA_CLIENTID=\"a\\\"\nB=1"))
+	f.Add([]byte(`{"VCAP_SERVICES":{"x":[1]}}`))
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		path := filepath.Join(dir, "c")
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Skip()
+		}
+		c, err := ReadCredentials(path)
+		if err == nil && c["clientid"] == nil {
+			t.Fatalf("accepted credentials without clientid: %v", c)
+		}
+	})
+}
+
+func FuzzParseKeyParams(f *testing.F) {
+	for _, s := range []string{`{"credential-type":"x509"}`, `{`, `[]`, `null`, `{"x509":{"key-length":2048}}`, " {} "} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		m, err := ParseKeyParams(s)
+		if err == nil && s != "" && m == nil {
+			t.Fatalf("%q: no error and no object", s)
+		}
+	})
+}
+
+func FuzzEnvRoundTrip(f *testing.F) {
+	for _, s := range []string{"plain", "a\"b", "x\ny", `back\slash`, "$HOME", "`id`", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		if strings.ContainsAny(v, "\r\x00") {
+			t.Skip() // not representable on one dotenv line
+		}
+		b, err := Render(map[string]any{"clientid": "c", "clientsecret": v}, Output{Format: FormatEnv})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok := parseDotenv(b)
+		if !ok || got["clientsecret"] != v {
+			t.Fatalf("%q read back as %q", v, got["clientsecret"])
+		}
+	})
+}
