@@ -39,7 +39,7 @@ func TestUpFlags(t *testing.T) {
 			"--key", "k", "--key-params", `{"a":1}`, "--credential-type", "x509", "--out", "o.yaml", "--format", "yaml",
 			"--env-prefix", "P_", "--json", "--no-wait", "--template", "minimal", "--var", "a=b", "--x509-validity", "3"},
 			want: UpOptions{Instance: "a", Offering: "x", Plan: "broker", Broker: "b", XSAppName: "app", X509Validity: 3,
-				Templates: templateFlags{Template: "minimal", Vars: []string{"a=b"}},
+				Templates:  templateFlags{Template: "minimal", Vars: []string{"a=b"}},
 				TenantMode: "shared", ForeignScopes: []string{"r1", "r2"}, Tags: []string{"t"}, Key: "k", KeyParams: `{"a":1}`,
 				CredentialType: "x509", Out: "o.yaml", Format: "yaml", EnvPrefix: "P_", JSON: true, NoWait: true, Verify: true}},
 		{name: "no instance", args: []string{}, wantErr: "expected INSTANCE"},
