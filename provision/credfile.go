@@ -259,11 +259,15 @@ func envQuote(s string) string {
 	return `"` + r.Replace(s) + `"`
 }
 
-// WriteFileAtomic writes data to path with mode 0600: a temp file in the same
-// directory, fsync, rename, fsync of the directory. Readers see the old file
+// WriteFileAtomic writes data to path with mode 0600 (creating its directory
+// with 0700): a temp file in the same directory, fsync, rename, fsync of the
+// directory. Readers see the old file
 // or the new one, never a part.
 func WriteFileAtomic(path string, data []byte) error {
 	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)

@@ -77,6 +77,14 @@ func diffValue(path string, a, b any, out *[]DiffEntry) {
 		}
 		return
 	}
+	as, aok := a.([]any)
+	bs, bok := b.([]any)
+	if aok && bok && len(as) == len(bs) {
+		for i := range as {
+			diffValue(fmt.Sprintf("%s[%d]", path, i), as[i], bs[i], out)
+		}
+		return
+	}
 	if !reflect.DeepEqual(a, b) {
 		*out = append(*out, DiffEntry{Path: path, Op: "change", Old: show(path, a), New: show(path, b)})
 	}

@@ -51,6 +51,9 @@ type Provisioner struct {
 	Verify bool
 	// TokenTLS says which token servers to trust (certurl of x509 keys).
 	TokenTLS TLSOptions
+	// Labels are set on every instance and key this provisioner creates
+	// (ownership by a spec).
+	Labels map[string]string
 
 	cf       *client.Client
 	seenWarn map[string]bool
@@ -307,7 +310,7 @@ func (p *Provisioner) createInstance(ctx context.Context, t Target, plan Plan, r
 	}
 	p.rep().Step(fmt.Sprintf("%s service instance %s in org %s / space %s as %s", verb, req.Instance, t.OrgName, t.SpaceName, p.S.User))
 	jobGUID, err := p.cf.ServiceInstances.CreateManaged(ctx, &resource.ServiceInstanceManagedCreate{
-		Type: "managed", Name: req.Instance, Parameters: &raw, Tags: req.Tags,
+		Type: "managed", Name: req.Instance, Parameters: &raw, Tags: req.Tags, Metadata: labelsMeta(p.Labels),
 		Relationships: resource.ServiceInstanceRelationships{
 			Space:       &resource.ToOneRelationship{Data: &resource.Relationship{GUID: t.SpaceGUID}},
 			ServicePlan: &resource.ToOneRelationship{Data: &resource.Relationship{GUID: plan.GUID}},
@@ -552,6 +555,7 @@ func (p *Provisioner) ensureKey(ctx context.Context, inst *resource.ServiceInsta
 func (p *Provisioner) createKey(ctx context.Context, inst *resource.ServiceInstance, name string, params map[string]any, noWait bool) (*resource.ServiceCredentialBinding, error) {
 	p.rep().Step(fmt.Sprintf("Creating service key %s for service instance %s as %s", name, inst.Name, p.S.User))
 	create := resource.NewServiceCredentialBindingCreateKey(inst.GUID, name)
+	create.Metadata = labelsMeta(p.Labels)
 	if len(params) > 0 {
 		b, err := json.Marshal(params)
 		if err != nil {

@@ -94,6 +94,9 @@ Try it without a Cloud Foundry: xsprov up my-xsuaa --api sim --xsappname myAppNa
 		newValidateCmd(f, nil),
 		newTokenCmd(f, nil),
 		newRotateCmd(f, nil),
+		newSpecCmd(f, "apply", nil),
+		newSpecCmd(f, "plan", nil),
+		newSpecCmd(f, "destroy", nil),
 	)
 	return root
 }
@@ -139,7 +142,10 @@ type settings struct {
 
 // resolve turns flags, environment and the cf CLI config into settings.
 // Every problem is a usage error (exit 2) and nothing is sent.
-func (f *Factory) resolve(t targetFlags) (*settings, error) {
+func (f *Factory) resolve(t targetFlags) (*settings, error) { return f.resolveFor(t, true) }
+
+// resolveFor is resolve; a spec command needs an org but no space.
+func (f *Factory) resolveFor(t targetFlags, needSpace bool) (*settings, error) {
 	if t.Timeout <= 0 {
 		return nil, flagErrorf("--timeout must be positive, got %s", t.Timeout)
 	}
@@ -184,7 +190,7 @@ func (f *Factory) resolve(t targetFlags) (*settings, error) {
 	if s.sim {
 		s.org, s.space = firstOf(s.org, cfsim.DefaultOrg), firstOf(s.space, cfsim.DefaultSpace)
 	}
-	if s.org == "" || s.space == "" {
+	if s.org == "" || (needSpace && s.space == "") {
 		return nil, provision.Usagef("no org and space: use --org and --space, set CF_ORG and CF_SPACE, or run 'cf target -o ORG -s SPACE'")
 	}
 	switch {

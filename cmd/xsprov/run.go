@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 )
 
@@ -17,8 +19,16 @@ func Main(args []string, ios *IOStreams, getenv func(string) string) int {
 	return run(ctx, args, &Factory{IO: ios, Getenv: getenv})
 }
 
-func run(ctx context.Context, args []string, f *Factory) int {
+func run(ctx context.Context, args []string, f *Factory) (code int) {
 	defer f.close()
+	defer func() {
+		// A panic is a bug. Exit 1, not Go's 2, which would claim "bad input,
+		// nothing sent"; print the whole chain so it can be reported.
+		if v := recover(); v != nil {
+			fmt.Fprintf(f.IO.ErrOut, "xsprov: internal error (please report it): %v\n%s", v, debug.Stack())
+			code = exitFailure
+		}
+	}()
 	root := newRootCmd(f)
 	root.SetArgs(args)
 	root.SetIn(f.IO.In)

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"hash/fnv"
 	"net"
 	"net/http"
 	"os"
@@ -45,7 +46,14 @@ func startEmbeddedSim(statePath string) (*simHost, error) {
 		lock.Close()
 		return nil, fmt.Errorf("embedded simulator: %w", err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	// A port derived from the state file keeps the URLs in credentials the
+	// same across runs on one world (runs on one state file are serialised by
+	// the lock); a random one when it is taken.
+	port := stablePort(statePath)
+	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		ln, err = net.Listen("tcp", "127.0.0.1:0")
+	}
 	if err != nil {
 		lock.Close()
 		return nil, fmt.Errorf("embedded simulator: %w", err)
@@ -53,7 +61,10 @@ func startEmbeddedSim(statePath string) (*simHost, error) {
 	h := &simHost{URL: "http://" + ln.Addr().String(), sim: sim, srv: &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}, lock: lock}
 	go func() { _ = h.srv.Serve(ln) }()
 	// The mTLS listener for x509 keys' certurl.
-	certBase, tlsSrv, pool, err := serveMTLS(sim, "127.0.0.1:0")
+	certBase, tlsSrv, pool, err := serveMTLS(sim, fmt.Sprintf("127.0.0.1:%d", port+1))
+	if err != nil {
+		certBase, tlsSrv, pool, err = serveMTLS(sim, "127.0.0.1:0")
+	}
 	if err != nil {
 		h.Close()
 		return nil, fmt.Errorf("embedded simulator: %w", err)
@@ -61,6 +72,13 @@ func startEmbeddedSim(statePath string) (*simHost, error) {
 	h.tls, h.CA = tlsSrv, pool
 	sim.SetCertURL(certBase)
 	return h, nil
+}
+
+// stablePort maps a state file to a port in 20000..39998.
+func stablePort(path string) int {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(path))
+	return 20000 + int(h.Sum32()%9999)*2
 }
 
 // serveMTLS serves the simulator over TLS with client certificates verified

@@ -50,6 +50,13 @@ var routes = func() []*route {
 		ccRoute(http.MethodGet, "/v3/organizations/:guid", (*Sim).getOrg),
 		listRoute("/v3/spaces", (*Sim).listSpaces, "names", "organization_guids", "include"),
 		ccRoute(http.MethodGet, "/v3/spaces/:guid", (*Sim).getSpace, "include"),
+		ccRoute(http.MethodPost, "/v3/spaces", (*Sim).createSpace),
+		ccRoute(http.MethodDelete, "/v3/spaces/:guid", (*Sim).deleteSpace),
+		listRoute("/v3/users", (*Sim).listUsers, "usernames", "origins", "partial_usernames"),
+		listRoute("/v3/roles", (*Sim).listRoles, "types", "user_guids", "space_guids", "organization_guids", "include"),
+		ccRoute(http.MethodPost, "/v3/roles", (*Sim).createRole),
+		ccRoute(http.MethodGet, "/v3/roles/:guid", (*Sim).getRole, "include"),
+		ccRoute(http.MethodDelete, "/v3/roles/:guid", (*Sim).deleteRole),
 		listRoute("/v3/service_brokers", (*Sim).listBrokers, "names", "space_guids"),
 		listRoute("/v3/service_offerings", (*Sim).listOfferings, "names", "available", "service_broker_guids", "service_broker_names", "space_guids", "organization_guids", "fields[service_broker]"),
 		ccRoute(http.MethodGet, "/v3/service_offerings/:guid", (*Sim).getOffering, "fields[service_broker]"),
@@ -153,6 +160,8 @@ func (s *Sim) checkQuery(r *http.Request, rt *route) *apiError {
 	if v := q.Get("include"); v != "" {
 		allowed := map[string][]string{
 			"/v3/spaces":                            {"organization"},
+			"/v3/roles":                             {"user", "space", "organization"},
+			"/v3/roles/:guid":                       {"user", "space", "organization"},
 			"/v3/spaces/:guid":                      {"organization"},
 			"/v3/service_plans":                     {"service_offering", "space.organization"},
 			"/v3/service_plans/:guid":               {"service_offering", "space.organization"},

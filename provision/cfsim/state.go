@@ -23,6 +23,7 @@ type State struct {
 	Keys      map[string]*Key      `json:"keys"`
 	Jobs      map[string]*Job      `json:"jobs"`
 	Users     []*User              `json:"users"`
+	Roles     map[string]*Role     `json:"roles"`
 	Clients   []*Client            `json:"clients"`
 	// SigningKey is the PEM of the RSA key that signs UAA and XSUAA tokens;
 	// generated on first use and kept so tokens survive a restart.
@@ -134,6 +135,15 @@ type Job struct {
 	Warnings     []string       `json:"warnings"`
 }
 
+// Role is an org or space role of a user.
+type Role struct {
+	meta
+	Type      string `json:"type"`
+	UserGUID  string `json:"user_guid"`
+	OrgGUID   string `json:"org_guid,omitempty"`
+	SpaceGUID string `json:"space_guid,omitempty"`
+}
+
 // User is a UAA user.
 type User struct {
 	GUID     string   `json:"guid"`
@@ -242,7 +252,7 @@ func newState() *State {
 	return &State{
 		Orgs: map[string]*Org{}, Spaces: map[string]*Space{}, Brokers: map[string]*Broker{},
 		Offerings: map[string]*Offering{}, Plans: map[string]*Plan{}, Instances: map[string]*Instance{},
-		Keys: map[string]*Key{}, Jobs: map[string]*Job{},
+		Keys: map[string]*Key{}, Jobs: map[string]*Job{}, Roles: map[string]*Role{},
 	}
 }
 

@@ -1,0 +1,278 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/xsprov/xsprov/provision"
+	"github.com/xsprov/xsprov/templates"
+)
+
+// SpecOptions are the inputs of apply, plan and destroy.
+type SpecOptions struct {
+	Target           targetFlags
+	File             string
+	Vars             []string
+	Parallel         int
+	Prune, Adopt     bool
+	Shard            string
+	JSON             bool
+	DetailedExitCode bool
+	Yes              bool
+	DeleteSpaces     bool
+	NoVerify         bool
+
+	shard, shards int
+}
+
+func (o *SpecOptions) register(cmd *cobra.Command, which string) {
+	o.Target.register(cmd)
+	fl := cmd.Flags()
+	fl.StringVarP(&o.File, "file", "f", "", "the onboarding spec (YAML, apiVersion xsprov/v1)")
+	fl.StringArrayVar(&o.Vars, "var", nil, "override a spec variable NAME=VALUE (repeatable)")
+	fl.IntVar(&o.Parallel, "parallel", 8, "how many instances to work on at once")
+	fl.StringVar(&o.Shard, "shard", "", "work on shard I of N of the spec's instances (I/N, e.g. 2/4), for a CI matrix")
+	fl.BoolVar(&o.JSON, "json", false, "print a machine-readable report on stdout")
+	if which != "destroy" {
+		fl.BoolVar(&o.Prune, "prune", false, "delete instances and keys labelled by this spec that it no longer lists")
+		fl.BoolVar(&o.Adopt, "adopt", false, "take over existing unlabelled instances of the same name")
+	}
+	switch which {
+	case "plan":
+		fl.BoolVar(&o.DetailedExitCode, "detailed-exitcode", false, "exit 0 without changes, 2 with changes, 1 on error")
+	case "apply":
+		fl.BoolVar(&o.NoVerify, "no-verify", false, "do not prove written credentials with a token")
+	case "destroy":
+		fl.BoolVarP(&o.Yes, "yes", "y", false, "do not ask for confirmation")
+		fl.BoolVar(&o.DeleteSpaces, "delete-spaces", false, "also delete the spaces this spec created")
+	}
+}
+
+func (o *SpecOptions) validate() error {
+	if o.File == "" {
+		return flagErrorf("-f SPEC is required")
+	}
+	if o.Parallel < 1 || o.Parallel > 256 {
+		return flagErrorf("--parallel must be between 1 and 256, got %d", o.Parallel)
+	}
+	if o.Shard != "" {
+		i, n, ok := strings.Cut(o.Shard, "/")
+		a, err1 := strconv.Atoi(i)
+		b, err2 := strconv.Atoi(n)
+		if !ok || err1 != nil || err2 != nil || b < 1 || a < 1 || a > b {
+			return flagErrorf("--shard %q: want I/N with 1 ≤ I ≤ N, e.g. 2/4", o.Shard)
+		}
+		o.shard, o.shards = a, b
+	}
+	return nil
+}
+
+func newSpecCmd(f *Factory, which string, runF func(context.Context, *SpecOptions) error) *cobra.Command {
+	opts := &SpecOptions{}
+	short := map[string]string{
+		"apply":   "Converge spaces, instances, keys and credentials files to an onboarding spec",
+		"plan":    "Show what apply would change, with redacted parameter diffs",
+		"destroy": "Delete the keys, instances and files a spec owns (spaces with --delete-spaces)",
+	}[which]
+	cmd := &cobra.Command{
+		Use:   which + " -f SPEC",
+		Short: short,
+		Long: short + `.
+
+The spec is checked before any request: unknown fields, types, references,
+templates, variables and every descriptor, each problem with file, line and
+column (exit 2). Target: --api/--org, else the spec's target, else CF_API/CF_ORG,
+else the cf CLI's target. Instances and keys a spec creates carry the label
+` + provision.SpecLabel + `=<metadata.name>; --prune and destroy only touch
+resources with that label, and an existing unlabelled instance is taken over
+only with --adopt.`,
+		Example: map[string]string{
+			"apply":   "  xsprov apply -f onboarding.yaml --parallel 20\n  xsprov apply -f onboarding.yaml --shard 2/4   # one job of a 4-way CI matrix",
+			"plan":    "  xsprov plan -f onboarding.yaml --detailed-exitcode",
+			"destroy": "  xsprov destroy -f onboarding.yaml --yes",
+		}[which],
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := opts.validate(); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return specRun(cmd.Context(), f, which, opts)
+		},
+	}
+	opts.register(cmd, which)
+	return cmd
+}
+
+func specRun(ctx context.Context, f *Factory, which string, o *SpecOptions) error {
+	vars, err := templates.Vars(o.Vars, "", nil)
+	if err != nil {
+		return usage(err)
+	}
+	spec, err := provision.LoadSpec(o.File, vars)
+	if err != nil {
+		var se *provision.SpecError
+		if errors.As(err, &se) {
+			return &provision.UsageError{Msg: se.Error()}
+		}
+		return err
+	}
+	t := o.Target
+	if t.API == "" && spec.Target.API != "" {
+		t.API = spec.Target.API
+	}
+	if t.Org == "" && spec.Target.Org != "" {
+		t.Org = spec.Target.Org
+	}
+	s, err := f.resolveFor(t, false)
+	if err != nil {
+		return err
+	}
+	if which == "destroy" {
+		if err := confirm(f, o.Yes, fmt.Sprintf("Really delete what spec %s owns in org %s?", spec.Metadata.Name, s.org)); err != nil {
+			return err
+		}
+	}
+	ctx, cancel := withTimeout(ctx, s.timeout)
+	defer cancel()
+	c, err := f.connect(ctx, s)
+	if err != nil {
+		return err
+	}
+	c.prov.Verify = which == "apply" && !o.NoVerify && (spec.Defaults.Verify == nil || *spec.Defaults.Verify)
+	c.prov.OnSecrets = func(v []string) { f.mask(o.JSON, v) }
+	ao := provision.ApplyOptions{Org: s.org, Parallel: o.Parallel, Prune: o.Prune, Adopt: o.Adopt, Shard: o.shard, Shards: o.shards, DeleteSpaces: o.DeleteSpaces}
+	var res *provision.PlanResult
+	switch which {
+	case "plan":
+		c.rep.Info(fmt.Sprintf("Planning %s for org %s as %s...\n", o.File, s.org, c.prov.S.User))
+		res, err = c.prov.PlanSpec(ctx, spec, ao)
+	case "apply":
+		c.rep.Info(fmt.Sprintf("Applying %s to org %s as %s...\n", o.File, s.org, c.prov.S.User))
+		res, err = c.prov.ApplySpec(ctx, spec, ao)
+	case "destroy":
+		c.rep.Info(fmt.Sprintf("Destroying what %s owns in org %s as %s...\n", o.File, s.org, c.prov.S.User))
+		res, err = c.prov.DestroySpec(ctx, spec, ao)
+	}
+	if res == nil {
+		return err
+	}
+	if o.JSON {
+		if jerr := writeJSONDoc(f.IO.Out, res); jerr != nil && err == nil {
+			err = jerr
+		}
+	} else if which == "plan" {
+		printPlan(f.IO.Out, res)
+	} else {
+		printReport(f.IO.Out, which, res)
+	}
+	switch {
+	case err != nil:
+		return err
+	case which == "plan" && res.Failed > 0:
+		return &silentError{code: exitFailure}
+	case which == "plan" && o.DetailedExitCode && res.HasChanges():
+		return &silentError{code: 2}
+	case which != "plan" && res.Failed > 0:
+		if !o.JSON {
+			fmt.Fprintf(f.IO.ErrOut, "%d item(s) failed; re-running %s does only what is left.\n", res.Failed, which)
+		}
+		return &silentError{code: exitFailure}
+	}
+	return nil
+}
+
+var actionSymbol = map[string]string{
+	provision.ActCreate: "  +", provision.ActUpdate: "  ~", provision.ActRecreate: "-/+", provision.ActRotate: "  ~",
+	provision.ActAdopt: "  ~", provision.ActDelete: "  -", provision.ActWait: "  …", provision.ActError: "  !",
+}
+
+func printPlan(w io.Writer, r *provision.PlanResult) {
+	for _, c := range r.Changes {
+		if !c.Changed() {
+			continue
+		}
+		line := fmt.Sprintf("%s %-9s %s", actionSymbol[c.Action], c.Action, c.Address)
+		if c.Reason != "" {
+			line += "  (" + c.Reason + ")"
+		}
+		fmt.Fprintln(w, line)
+		for _, d := range c.Diff {
+			fmt.Fprintln(w, "                "+d.String())
+		}
+	}
+	fmt.Fprintln(w, "Plan: "+summaryLine(r.Summary, []string{provision.ActCreate, provision.ActUpdate, provision.ActRecreate,
+		provision.ActRotate, provision.ActAdopt, provision.ActDelete, provision.ActWait, provision.ActError, provision.ActNoop})+".")
+}
+
+func summaryLine(m map[string]int, order []string) string {
+	var parts []string
+	for _, k := range order {
+		if n := m[k]; n > 0 {
+			label := map[string]string{provision.ActNoop: "unchanged", provision.ActError: "in error", provision.ActWait: "to wait for"}[k]
+			if label == "" {
+				label = "to " + k
+			}
+			parts = append(parts, fmt.Sprintf("%d %s", n, label))
+		}
+	}
+	if len(parts) == 0 {
+		return "nothing in the spec"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func printReport(w io.Writer, which string, r *provision.PlanResult) {
+	width := 4
+	for _, c := range r.Changes {
+		if len(c.Address) > width {
+			width = len(c.Address)
+		}
+	}
+	fmt.Fprintf(w, "%-*s  %-9s  %s\n", width, "ITEM", "ACTION", "RESULT")
+	counts := map[string]int{}
+	for _, c := range r.Changes {
+		result := c.Result
+		if result == "" {
+			result = "unchanged"
+			if c.Action == provision.ActError {
+				result = "failed"
+			}
+		}
+		counts[result]++
+		detail := result
+		if c.Error != "" {
+			detail += ": " + firstLine(c.Error)
+		} else if c.Reason != "" && c.Changed() {
+			detail += " (" + c.Reason + ")"
+		}
+		fmt.Fprintf(w, "%-*s  %-9s  %s\n", width, c.Address, c.Action, detail)
+	}
+	keys := make([]string, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%d %s", counts[k], k))
+	}
+	title := strings.ToUpper(which[:1]) + which[1:]
+	fmt.Fprintf(w, "%s: %s.\n", title, strings.Join(parts, ", "))
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
