@@ -673,6 +673,17 @@ func alreadyHasRole(err error) bool {
 func (p *Provisioner) applyInstance(ctx context.Context, st *planState, cs []*Change, labels map[string]string) {
 	ic := cs[0]
 	in := ic.inst
+	changed := false
+	for _, c := range cs {
+		changed = changed || c.Changed()
+	}
+	if !changed {
+		// The plan found nothing to do: no request at all.
+		for _, c := range cs {
+			c.Result = "unchanged"
+		}
+		return
+	}
 	if ic.Action == ActError {
 		ic.Result, ic.Error = "failed", ic.Reason
 		skip(cs[1:], "the instance failed")
@@ -764,6 +775,10 @@ func (p *Provisioner) applyInstance(ctx context.Context, st *planState, cs []*Ch
 			continue
 		}
 		if fc.Result == "ok" {
+			continue
+		}
+		if !fc.Changed() && !kc.Changed() {
+			fc.Result = "unchanged"
 			continue
 		}
 		p.run(fc, func() error {
@@ -910,7 +925,8 @@ func (p *Provisioner) DestroySpec(ctx context.Context, s *Spec, o ApplyOptions) 
 }
 
 func kindOrder(k string) int {
-	return map[string]int{"file": 0, "key": 1, "instance": 2, "role": 3, "space": 4}[k]
+	// the order destroy works in: instances (with their keys), files, spaces
+	return map[string]int{"instance": 0, "key": 1, "file": 2, "role": 3, "space": 4}[k]
 }
 
 func (p *Provisioner) deleteSpace(ctx context.Context, sp *resource.Space) error {

@@ -252,7 +252,7 @@ func printReport(w io.Writer, which string, r *provision.PlanResult) {
 		detail := result
 		if c.Error != "" {
 			detail += ": " + firstLine(c.Error)
-		} else if c.Reason != "" && c.Changed() {
+		} else if c.Reason != "" {
 			detail += " (" + c.Reason + ")"
 		}
 		fmt.Fprintf(w, "%-*s  %-9s  %s\n", width, c.Address, c.Action, detail)

@@ -134,7 +134,7 @@ func TestScripts(t *testing.T) {
 			// simcount instances|keys N: the simulator holds N of them.
 			"simcount": func(ts *testscript.TestScript, neg bool, args []string) {
 				st := scriptSimOf(ts).Snapshot()
-				n := map[string]int{"instances": len(st.Instances), "keys": len(st.Keys)}[args[0]]
+				n := map[string]int{"instances": len(st.Instances), "keys": len(st.Keys), "spaces": len(st.Spaces), "roles": len(st.Roles)}[args[0]]
 				want, _ := strconv.Atoi(args[1])
 				if (n == want) == neg {
 					ts.Fatalf("simulator holds %d %s, want %d", n, args[0], want)
