@@ -273,3 +273,63 @@ func TestCFHomeLogin(t *testing.T) {
 		t.Errorf("stdout:\n%s\nstderr:\n%s", out, errOut)
 	}
 }
+
+// TestNoSecretsInAnyOutput runs the lifecycle with --trace and --json and
+// searches everything printed for every secret the simulator ever issued or
+// knows: client secrets, private keys, passwords, tokens.
+func TestNoSecretsInAnyOutput(t *testing.T) {
+	sim := cfsim.MustNew()
+	srv := httptest.NewServer(sim)
+	defer srv.Close()
+	dir := t.TempDir()
+	var all strings.Builder
+	var secrets []string
+	collect := func() {
+		for _, k := range sim.Snapshot().Keys {
+			for _, f := range []string{"clientsecret", "key"} {
+				if v, _ := k.Creds[f].(string); v != "" {
+					secrets = append(secrets, v)
+				}
+			}
+		}
+	}
+	runs := [][]string{
+		{"up", "s1", "--xsappname", "s1", "--trace", "--json"},
+		{"up", "s2", "--xsappname", "s2", "--credential-type", "x509", "--template", "x509", "--var", "xsappname=s2", "--trace", "--no-verify"},
+		{"creds", "s1", "--trace", "--format", "env"},
+		{"status", "s1", "--trace", "--json"},
+		{"rotate", "s1", "--trace", "--json", "--grace", "1h"},
+		{"token", "s1", "--check", "--trace"},
+		{"token", "s1", "--json", "--trace"},
+		{"down", "s1", "--yes", "--trace", "--json"},
+	}
+	env := map[string]string{"CF_CLIENT_ID": "", "CF_CLIENT_SECRET": "", "CF_USERNAME": cfsim.AdminUser, "CF_PASSWORD": cfsim.AdminPassword}
+	for _, args := range runs {
+		code, out, errOut := runIn(t, srv.URL, dir, env, args...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d\n%s", args, code, errOut)
+		}
+		all.WriteString(out)
+		all.WriteString(errOut)
+		collect()
+	}
+	secrets = append(secrets, cfsim.AdminPassword, cfsim.CIClientSecret)
+	text := all.String()
+	if !strings.Contains(text, "[PRIVATE DATA HIDDEN]") {
+		t.Fatal("the traces did not run")
+	}
+	found := 0
+	for _, s := range secrets {
+		for _, line := range strings.Split(s, "\n") {
+			if len(line) > 8 && !strings.HasPrefix(line, "-----") && strings.Contains(text, line) {
+				found++
+				t.Errorf("a secret appears in the output: %.12s…", line)
+			}
+		}
+	}
+	if strings.Contains(text, "eyJ") {
+		found++
+		t.Error("a JWT appears in the output")
+	}
+	t.Logf("secret scan: %d runs, %d secret values checked, %d found", len(runs), len(secrets), found)
+}
