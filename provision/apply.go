@@ -329,13 +329,16 @@ func (p *Provisioner) planInstance(ctx context.Context, st *planState, in *SpecI
 		c.Action, c.Reason = ActRecreate, "its creation failed: "+lo.Description
 		return keysFresh("")
 	case opBusy(lo):
+		// apply waits, compares the parameters again, then sees to the keys
 		c.Action, c.Reason = ActWait, "an operation is in progress ("+describeOp(lo)+"); apply waits and compares again"
-		return out
 	}
-	params, err := p.instanceParams(ctx, cur.GUID)
-	if err != nil {
-		c.Action, c.Reason = ActError, err.Error()
-		return out
+	var params map[string]any
+	if c.Action != ActWait {
+		var err error
+		if params, err = p.instanceParams(ctx, cur.GUID); err != nil {
+			c.Action, c.Reason = ActError, err.Error()
+			return out
+		}
 	}
 	if params != nil {
 		diff := Diff(params, in.Descriptor)
@@ -366,6 +369,8 @@ func (p *Provisioner) planInstance(ctx context.Context, st *planState, in *SpecI
 		switch {
 		case ck == nil:
 			kc.Action = ActCreate
+		case opBusy(ck.LastOperation):
+			kc.Action, kc.Reason = ActWait, "an operation is in progress ("+describeOp(ck.LastOperation)+")"
 		case ck.LastOperation.State == "failed":
 			kc.Action, kc.Reason = ActRecreate, "its last operation failed: "+ck.LastOperation.Description
 		case k.Rotate.MaxAgeDuration() > 0 && now.Sub(ck.CreatedAt) > k.Rotate.MaxAgeDuration():

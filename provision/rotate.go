@@ -143,9 +143,11 @@ func (p *Provisioner) Rotate(ctx context.Context, req RotateRequest) (*RotateRes
 		if n != req.Key && !strings.HasPrefix(n, req.Key+RotatedSep) {
 			continue
 		}
-		due := old != nil && k.GUID == old.GUID && req.Grace == 0
-		if at, ok := retireAfter(k); ok && !at.After(now) {
-			due = true
+		// Every older key of this base goes, unless a grace period keeps it:
+		// keys left by an interrupted rotation are not lost track of.
+		due := k.GUID != key.GUID
+		if at, ok := retireAfter(k); ok && at.After(now) {
+			due = false
 		}
 		if old != nil && k.GUID == old.GUID && req.Grace > 0 {
 			at := now.Add(req.Grace).UTC().Truncate(time.Second)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/rand"
 	"net/http/httptest"
 	"os"
@@ -133,6 +134,9 @@ func TestKillNineAnywhere(t *testing.T) {
 		run(true, "down", "k9", "--yes")
 		run(false, up...) // converges whatever the kill left
 		run(true, up...)  // a re-run killed midway changes nothing
+		run(true, "rotate", "k9")
+		run(false, "rotate", "k9") // retires whatever the killed rotation left
+		run(false, up...)
 		st := sim.Snapshot()
 		if len(st.Instances) > 1 {
 			duplicates++
@@ -150,5 +154,96 @@ func TestKillNineAnywhere(t *testing.T) {
 		rounds, killed, duplicates, orphans, partial)
 	if duplicates+orphans+partial > 0 {
 		t.Errorf("duplicates %d, orphans %d, partial files %d; all must be 0", duplicates, orphans, partial)
+	}
+}
+
+// TestKillNineApply kills apply at random moments; the re-run converges to
+// exactly the spec: one instance and one key per item, complete files.
+func TestKillNineApply(t *testing.T) {
+	bin := xsprovBinary(t)
+	rng := rand.New(rand.NewSource(7))
+	var spec strings.Builder
+	spec.WriteString("apiVersion: xsprov/v1\nmetadata: {name: k9}\ninstances:\n")
+	for i := 0; i < 6; i++ {
+		fmt.Fprintf(&spec, "  - {name: a%d, space: dev, parameters: {xsappname: a%d}, keys: [{name: a%d-key, out: out/a%d.json}]}\n", i, i, i, i)
+	}
+	rounds := 6
+	if testing.Short() {
+		rounds = 2
+	}
+	for round := 0; round < rounds; round++ {
+		sim := cfsim.MustNew(cfsim.WithBrokerDelay(100 * time.Millisecond))
+		srv := httptest.NewServer(sim)
+		dir := t.TempDir()
+		_ = os.WriteFile(filepath.Join(dir, "spec.yaml"), []byte(spec.String()), 0o600)
+		for kill := 0; kill < 2; kill++ {
+			cmd := exec.Command(bin, "apply", "-f", "spec.yaml", "--parallel", "3")
+			cmd.Dir, cmd.Env = dir, procEnv(srv.URL)
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Duration(rng.Intn(500)) * time.Millisecond)
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+			_ = cmd.Wait()
+		}
+		cmd := exec.Command(bin, "apply", "-f", "spec.yaml")
+		cmd.Dir, cmd.Env = dir, procEnv(srv.URL)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("round %d: the re-run failed: %v\n%s", round, err, out)
+		}
+		st := sim.Snapshot()
+		if len(st.Instances) != 6 || len(st.Keys) != 6 {
+			t.Errorf("round %d: %d instances, %d keys; want 6 and 6", round, len(st.Instances), len(st.Keys))
+		}
+		for i := 0; i < 6; i++ {
+			b, err := os.ReadFile(filepath.Join(dir, "out", fmt.Sprintf("a%d.json", i)))
+			var m map[string]any
+			if err != nil || json.Unmarshal(b, &m) != nil || m["clientsecret"] == nil {
+				t.Errorf("round %d: out/a%d.json incomplete: %v", round, i, err)
+			}
+		}
+		srv.Close()
+	}
+}
+
+// TestConcurrentOverlappingApplies runs two specs that share instances at
+// the same time: both succeed, and each instance and key exists once.
+func TestConcurrentOverlappingApplies(t *testing.T) {
+	bin := xsprovBinary(t)
+	sim := cfsim.MustNew(cfsim.WithBrokerDelay(50 * time.Millisecond))
+	srv := httptest.NewServer(sim)
+	defer srv.Close()
+	dir := t.TempDir()
+	mk := func(name string, from, to int) {
+		var b strings.Builder
+		fmt.Fprintf(&b, "apiVersion: xsprov/v1\nmetadata: {name: shared}\ninstances:\n")
+		for i := from; i < to; i++ {
+			fmt.Fprintf(&b, "  - {name: o%d, space: dev, parameters: {xsappname: o%d}, keys: [{name: o%d-key}]}\n", i, i, i)
+		}
+		_ = os.WriteFile(filepath.Join(dir, name), []byte(b.String()), 0o600)
+	}
+	mk("a.yaml", 0, 6)
+	mk("b.yaml", 3, 9)
+	var wg sync.WaitGroup
+	outs := make([][]byte, 2)
+	errs := make([]error, 2)
+	for i, f := range []string{"a.yaml", "b.yaml"} {
+		wg.Add(1)
+		go func(i int, f string) {
+			defer wg.Done()
+			cmd := exec.Command(bin, "apply", "-f", f, "--parallel", "4")
+			cmd.Dir, cmd.Env = dir, procEnv(srv.URL)
+			outs[i], errs[i] = cmd.CombinedOutput()
+		}(i, f)
+	}
+	wg.Wait()
+	for i := range errs {
+		if errs[i] != nil {
+			t.Errorf("apply %d: %v\n%s", i, errs[i], outs[i])
+		}
+	}
+	st := sim.Snapshot()
+	if len(st.Instances) != 9 || len(st.Keys) != 9 {
+		t.Errorf("%d instances, %d keys; want 9 and 9", len(st.Instances), len(st.Keys))
 	}
 }
