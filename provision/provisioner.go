@@ -706,6 +706,20 @@ func (p *Provisioner) timeoutOr(err error, what, left string) error {
 	return err
 }
 
+// locate resolves the target and finds the instance (nil when absent; an
+// error naming what to run when mustExist).
+func (p *Provisioner) locate(ctx context.Context, ref Ref, mustExist bool) (Target, *resource.ServiceInstance, error) {
+	t, err := p.resolveTarget(ctx, ref.Org, ref.Space)
+	if err != nil {
+		return Target{}, nil, err
+	}
+	inst, err := p.findInstance(ctx, t, ref.Instance)
+	if err == nil && inst == nil && mustExist {
+		err = &Hinted{Err: fmt.Errorf("service instance %q not found in org %s / space %s", ref.Instance, t.OrgName, t.SpaceName), Hint: "create it with 'xsprov up " + ref.Instance + "'"}
+	}
+	return t, inst, err
+}
+
 // DownRequest is what `xsprov down` removes.
 type DownRequest struct {
 	Ref
@@ -721,15 +735,11 @@ func (p *Provisioner) Down(ctx context.Context, req DownRequest) (*Result, error
 	if req.Key == "" {
 		req.Key = req.Instance + "-key"
 	}
-	t, err := p.resolveTarget(ctx, req.Org, req.Space)
+	t, inst, err := p.locate(ctx, req.Ref, false)
 	if err != nil {
 		return nil, err
 	}
 	res := p.newResult(t, req.Instance)
-	inst, err := p.findInstance(ctx, t, req.Instance)
-	if err != nil {
-		return nil, err
-	}
 	if inst == nil {
 		p.rep().Info(fmt.Sprintf("Service instance %s does not exist.", req.Instance))
 		res.Instance.Action = Absent
@@ -829,18 +839,11 @@ func (p *Provisioner) Creds(ctx context.Context, req CredsRequest) (*Result, err
 	if req.Key == "" {
 		req.Key = req.Instance + "-key"
 	}
-	t, err := p.resolveTarget(ctx, req.Org, req.Space)
+	t, inst, err := p.locate(ctx, req.Ref, true)
 	if err != nil {
 		return nil, err
 	}
 	res := p.newResult(t, req.Instance)
-	inst, err := p.findInstance(ctx, t, req.Instance)
-	if err != nil {
-		return nil, err
-	}
-	if inst == nil {
-		return nil, &Hinted{Err: fmt.Errorf("service instance %q not found in org %s / space %s", req.Instance, t.OrgName, t.SpaceName), Hint: "create it with 'xsprov up " + req.Instance + "'"}
-	}
 	res.Instance.GUID, res.Instance.State, res.Instance.Action = inst.GUID, describeOp(inst.LastOperation), Unchanged
 	keys, err := p.keysOf(ctx, inst.GUID)
 	if err != nil {
@@ -929,7 +932,7 @@ func (p *Provisioner) Status(ctx context.Context, req StatusRequest) (*Status, e
 	if req.Key == "" {
 		req.Key = req.Instance + "-key"
 	}
-	t, err := p.resolveTarget(ctx, req.Org, req.Space)
+	t, inst, err := p.locate(ctx, req.Ref, false)
 	if err != nil {
 		return nil, err
 	}
@@ -943,9 +946,8 @@ func (p *Provisioner) Status(ctx context.Context, req StatusRequest) (*Status, e
 		}
 		st.File = fs
 	}
-	inst, err := p.findInstance(ctx, t, req.Instance)
-	if err != nil || inst == nil {
-		return st, err
+	if inst == nil {
+		return st, nil
 	}
 	st.Exists = true
 	is := &InstState{Name: inst.Name, GUID: inst.GUID, LastOperation: opView(inst.LastOperation)}

@@ -62,16 +62,9 @@ func (p *Provisioner) Rotate(ctx context.Context, req RotateRequest) (*RotateRes
 	if req.Key == "" {
 		req.Key = req.Instance + "-key"
 	}
-	t, err := p.resolveTarget(ctx, req.Org, req.Space)
+	t, inst, err := p.locate(ctx, req.Ref, true)
 	if err != nil {
 		return nil, err
-	}
-	inst, err := p.findInstance(ctx, t, req.Instance)
-	if err != nil {
-		return nil, err
-	}
-	if inst == nil {
-		return nil, &Hinted{Err: fmt.Errorf("service instance %q not found in org %s / space %s", req.Instance, t.OrgName, t.SpaceName), Hint: "create it with 'xsprov up " + req.Instance + "'"}
 	}
 	if opBusy(inst.LastOperation) {
 		if inst, err = p.waitInstance(ctx, inst.GUID); err != nil {

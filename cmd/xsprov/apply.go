@@ -142,9 +142,8 @@ func specRun(ctx context.Context, f *Factory, which string, o *SpecOptions) erro
 			return err
 		}
 	}
-	ctx, cancel := withTimeout(ctx, s.timeout)
+	ctx, cancel, c, err := f.connectWithin(ctx, s)
 	defer cancel()
-	c, err := f.connect(ctx, s)
 	if err != nil {
 		return err
 	}

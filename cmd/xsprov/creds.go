@@ -49,9 +49,8 @@ func credsRun(ctx context.Context, f *Factory, o *CredsOptions) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := withTimeout(ctx, s.timeout)
+	ctx, cancel, c, err := f.connectWithin(ctx, s)
 	defer cancel()
-	c, err := f.connect(ctx, s)
 	if err != nil {
 		return err
 	}

@@ -93,9 +93,8 @@ func downRun(ctx context.Context, f *Factory, o *DownOptions) error {
 	if err := confirm(f, o.Yes, fmt.Sprintf("Really delete %s in org %s / space %s?", what, s.org, s.space)); err != nil {
 		return err
 	}
-	ctx, cancel := withTimeout(ctx, s.timeout)
+	ctx, cancel, c, err := f.connectWithin(ctx, s)
 	defer cancel()
-	c, err := f.connect(ctx, s)
 	if err != nil {
 		return err
 	}
@@ -171,9 +170,8 @@ func recreateRun(ctx context.Context, f *Factory, o *RecreateOptions) error {
 	if err := confirm(f, o.Yes, fmt.Sprintf("Really delete and recreate the service instance %s in org %s / space %s?", o.Instance, s.org, s.space)); err != nil {
 		return err
 	}
-	ctx, cancel := withTimeout(ctx, s.timeout)
+	ctx, cancel, c, err := f.connectWithin(ctx, s)
 	defer cancel()
-	c, err := f.connect(ctx, s)
 	if err != nil {
 		return err
 	}

@@ -318,3 +318,15 @@ func (f *Factory) reporter() *reporter {
 func withTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, d)
 }
+
+// connectWithin bounds the command by --timeout and connects; the caller
+// defers cancel.
+func (f *Factory) connectWithin(ctx context.Context, s *settings) (context.Context, context.CancelFunc, *conn, error) {
+	ctx, cancel := withTimeout(ctx, s.timeout)
+	c, err := f.connect(ctx, s)
+	if err != nil {
+		cancel()
+		return nil, func() {}, nil, err
+	}
+	return ctx, cancel, c, nil
+}

@@ -85,9 +85,8 @@ func rotateRun(ctx context.Context, f *Factory, o *RotateOptions) error {
 		}
 		keyParams["credential-type"] = o.CredentialType
 	}
-	ctx, cancel := withTimeout(ctx, s.timeout)
+	ctx, cancel, c, err := f.connectWithin(ctx, s)
 	defer cancel()
-	c, err := f.connect(ctx, s)
 	if err != nil {
 		return err
 	}

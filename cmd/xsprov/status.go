@@ -75,9 +75,8 @@ func statusRun(ctx context.Context, f *Factory, o *StatusOptions) error {
 			return err
 		}
 	}
-	ctx, cancel := withTimeout(ctx, s.timeout)
+	ctx, cancel, c, err := f.connectWithin(ctx, s)
 	defer cancel()
-	c, err := f.connect(ctx, s)
 	if err != nil {
 		return err
 	}

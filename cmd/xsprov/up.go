@@ -218,9 +218,8 @@ func upRun(ctx context.Context, f *Factory, o *UpOptions) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := withTimeout(ctx, s.timeout)
+	ctx, cancel, c, err := f.connectWithin(ctx, s)
 	defer cancel()
-	c, err := f.connect(ctx, s)
 	if err != nil {
 		return err
 	}
