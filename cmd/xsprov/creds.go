@@ -15,6 +15,7 @@ type CredsOptions struct {
 	Key                    string
 	Out, Format, EnvPrefix string
 	JSON                   bool
+	ShowSecrets            bool
 }
 
 func newCredsCmd(f *Factory, runF func(context.Context, *CredsOptions) error) *cobra.Command {
@@ -31,6 +32,9 @@ func newCredsCmd(f *Factory, runF func(context.Context, *CredsOptions) error) *c
 			if err := checkOutput(opts.Instance, &opts.Out, &opts.Format); err != nil {
 				return err
 			}
+			if opts.ShowSecrets && opts.JSON {
+				return flagErrorf("--show-secrets and --json exclude each other (--json never holds secrets)")
+			}
 			if runF != nil {
 				return runF(cmd.Context(), opts)
 			}
@@ -41,6 +45,7 @@ func newCredsCmd(f *Factory, runF func(context.Context, *CredsOptions) error) *c
 	cmd.Flags().StringVar(&opts.Key, "key", "", "service key name (default INSTANCE-key)")
 	registerOutputFlags(cmd, &opts.Out, &opts.Format, &opts.EnvPrefix)
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print a machine-readable result on stdout (never secret values)")
+	cmd.Flags().BoolVar(&opts.ShowSecrets, "show-secrets", false, "print the credentials themselves on stdout, in --format, instead of the summary")
 	return cmd
 }
 
@@ -62,8 +67,17 @@ func credsRun(ctx context.Context, f *Factory, o *CredsOptions) error {
 	if err != nil {
 		return err
 	}
-	if o.JSON {
+	switch {
+	case o.JSON:
 		return writeJSONDoc(f.IO.Out, res)
+	case o.ShowSecrets:
+		// asked for: the credentials on stdout, in the chosen format
+		b, err := provision.Render(res.Credentials(), provision.Output{Format: o.Format, EnvPrefix: o.EnvPrefix, Instance: o.Instance})
+		if err != nil {
+			return err
+		}
+		_, err = f.IO.Out.Write(b)
+		return err
 	}
 	printResult(f.IO.Out, res)
 	return nil
