@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 )
@@ -427,6 +428,7 @@ func (s *Sim) listInstances(req *request) {
 	defer s.mu.Unlock()
 	s.advance()
 	var items []any
+	var matched []*Instance
 	if typ == "" || typ == "managed" {
 		for _, i := range sorted(s.st.Instances, func(x *Instance) int64 { return x.Seq }) {
 			sp := s.st.Spaces[i.SpaceGUID]
@@ -434,10 +436,80 @@ func (s *Sim) listInstances(req *request) {
 			if names.has(i.Name, false) && guids.has(i.GUID, false) && spaces.has(i.SpaceGUID, false) && orgs.has(sp.OrgGUID, false) &&
 				plans.has(i.PlanGUID, false) && planNames.has(p.Name, true) && labelSelector(q.Get("label_selector"), i.Labels) {
 				items = append(items, s.renderInstance(req.base, i))
+				matched = append(matched, i)
 			}
 		}
 	}
-	s.page(req, items, nil)
+	s.page(req, items, s.fieldsIncluded(q, matched))
+}
+
+// fieldsIncluded answers the fields[...] parameters of service instance
+// reads: the named fields of related resources, under "included".
+func (s *Sim) fieldsIncluded(q url.Values, insts []*Instance) map[string]any {
+	want := map[string][]string{}
+	for k, v := range q {
+		if strings.HasPrefix(k, "fields[") && strings.HasSuffix(k, "]") {
+			want[k[len("fields["):len(k)-1]] = strings.Split(strings.Join(v, ","), ",")
+		}
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	pick := func(full map[string]any, fields []string) map[string]any {
+		out := map[string]any{}
+		for _, f := range fields {
+			if rel, ok := strings.CutPrefix(f, "relationships."); ok {
+				rels, _ := out["relationships"].(map[string]any)
+				if rels == nil {
+					rels = map[string]any{}
+					out["relationships"] = rels
+				}
+				if fr, ok := full["relationships"].(map[string]any); ok {
+					rels[rel] = fr[rel]
+				}
+				continue
+			}
+			if v, ok := full[f]; ok {
+				out[f] = v
+			}
+		}
+		return out
+	}
+	inc := map[string]any{}
+	add := func(key, guid string, fields []string, full func() map[string]any) {
+		list, _ := inc[key].([]any)
+		for _, x := range list {
+			if x.(map[string]any)["guid"] == guid {
+				return
+			}
+		}
+		m := pick(full(), append([]string{"guid"}, fields...))
+		inc[key] = append(list, m)
+	}
+	for _, i := range insts {
+		plan := s.st.Plans[i.PlanGUID]
+		off := s.st.Offerings[plan.OfferingGUID]
+		br := s.st.Brokers[off.BrokerGUID]
+		sp := s.st.Spaces[i.SpaceGUID]
+		org := s.st.Orgs[sp.OrgGUID]
+		b := "http://unused"
+		if f, ok := want["service_plan"]; ok {
+			add("service_plans", plan.GUID, f, func() map[string]any { return s.renderPlan(b, plan) })
+		}
+		if f, ok := want["service_plan.service_offering"]; ok {
+			add("service_offerings", off.GUID, f, func() map[string]any { return s.renderOffering(b, off) })
+		}
+		if f, ok := want["service_plan.service_offering.service_broker"]; ok {
+			add("service_brokers", br.GUID, f, func() map[string]any { return s.renderBroker(b, br) })
+		}
+		if f, ok := want["space"]; ok {
+			add("spaces", sp.GUID, f, func() map[string]any { return s.renderSpace(b, sp) })
+		}
+		if f, ok := want["space.organization"]; ok {
+			add("organizations", org.GUID, f, func() map[string]any { return s.renderOrg(b, org) })
+		}
+	}
+	return inc
 }
 
 func (s *Sim) getInstance(req *request) {
@@ -449,7 +521,34 @@ func (s *Sim) getInstance(req *request) {
 		writeError(req.w, &apiError{Code: 10010, Title: "CF-ResourceNotFound", Detail: "Service instance not found", status: 404})
 		return
 	}
-	writeJSON(req.w, http.StatusOK, s.renderInstance(req.base, i))
+	r := s.renderInstance(req.base, i)
+	if inc := s.fieldsIncluded(req.r.URL.Query(), []*Instance{i}); inc != nil {
+		r["included"] = inc
+	}
+	writeJSON(req.w, http.StatusOK, r)
+}
+
+func (s *Sim) featureFlag(req *request) {
+	name := req.params[0]
+	known := map[string]bool{"service_instance_sharing": false, "service_instance_creation": true, "user_org_creation": false,
+		"space_developer_env_var_visibility": true, "app_bits_upload": true, "diego_docker": false, "hide_marketplace_from_unauthenticated_users": false}
+	enabled, ok := known[name]
+	if !ok {
+		writeError(req.w, errNotFound("Feature flag"))
+		return
+	}
+	writeJSON(req.w, http.StatusOK, map[string]any{"name": name, "enabled": enabled, "updated_at": nil, "custom_error_message": nil,
+		"links": map[string]any{"self": href(req.base + "/v3/feature_flags/" + name)}})
+}
+
+func (s *Sim) sharedSpaces(req *request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.st.Instances[req.params[0]] == nil {
+		writeError(req.w, &apiError{Code: 10010, Title: "CF-ResourceNotFound", Detail: "Service instance not found", status: 404})
+		return
+	}
+	writeJSON(req.w, http.StatusOK, map[string]any{"data": []any{}, "links": map[string]any{"self": href(req.base + "/v3/service_instances/" + req.params[0] + "/relationships/shared_spaces")}})
 }
 
 func (s *Sim) instanceParams(req *request) {

@@ -65,6 +65,13 @@ func TestCFCLIInterop(t *testing.T) {
 	if !strings.Contains(out, `"clientsecret": "`) || !strings.Contains(out, `"url": "`+srv.URL+`/xsuaa/acme"`) {
 		t.Errorf("cf service-key output lacks the secret or url:\n%s", out)
 	}
+	// Read commands that ask for related names through fields[...] / included.
+	out = run("cf-xsuaa", "services")
+	if !strings.Contains(out, "xsuaa") || !strings.Contains(out, "application") || !strings.Contains(out, "create succeeded") {
+		t.Errorf("cf services lacks offering, plan or state:\n%s", out)
+	}
+	run("offering:        xsuaa", "service", "cf-xsuaa")
+	run("cf-key", "service-keys", "cf-xsuaa")
 	run("OK", "delete-service-key", "cf-xsuaa", "cf-key", "-f")
 	run("Service instance cf-xsuaa deleted.", "delete-service", "cf-xsuaa", "-f")
 	st := sim.Snapshot()

@@ -69,6 +69,8 @@ var routes = func() []*route {
 		ccRoute(http.MethodPatch, "/v3/service_instances/:guid", (*Sim).updateInstance),
 		ccRoute(http.MethodDelete, "/v3/service_instances/:guid", (*Sim).deleteInstance, "purge"),
 		ccRoute(http.MethodGet, "/v3/service_instances/:guid/parameters", (*Sim).instanceParams),
+		ccRoute(http.MethodGet, "/v3/service_instances/:guid/relationships/shared_spaces", (*Sim).sharedSpaces, "fields[space]", "fields[space.organization]"),
+		ccRoute(http.MethodGet, "/v3/feature_flags/:name", (*Sim).featureFlag),
 
 		listRoute("/v3/service_credential_bindings", (*Sim).listKeys, "names", "service_instance_guids", "service_instance_names", "type", "app_guids", "app_names", "service_plan_guids", "service_plan_names", "service_offering_guids", "service_offering_names", "include"),
 		ccRoute(http.MethodPost, "/v3/service_credential_bindings", (*Sim).createKey),
