@@ -203,14 +203,17 @@ func simRun(ctx context.Context, f *Factory, o *SimOptions) error {
 	w := f.IO.Out
 	fmt.Fprintf(w, "Cloud Foundry simulator listening on %s\n", url)
 	fmt.Fprintf(w, "  API:     %s\n", url)
-	fmt.Fprintf(w, "  user:    %s / %s   (cf api %s && cf auth %s %s)\n", cfsim.AdminUser, cfsim.AdminPassword, url, cfsim.AdminUser, cfsim.AdminPassword)
-	fmt.Fprintf(w, "  client:  %s / %s   (CF_CLIENT_ID=%s CF_CLIENT_SECRET=%s)\n", cfsim.CIClientID, cfsim.CIClientSecret, cfsim.CIClientID, cfsim.CIClientSecret)
-	fmt.Fprintf(w, "  target:  org %s, space %s\n", cfsim.DefaultOrg, cfsim.DefaultSpace)
+	user, password, clientID, clientSecret := sim.Login()
+	org, space := sim.Target()
+	if user != "" {
+		fmt.Fprintf(w, "  user:    %s / %s   (cf api %s && cf auth %s %s)\n", user, password, url, user, password)
+	}
+	if clientID != "" {
+		fmt.Fprintf(w, "  client:  %s / %s   (CF_CLIENT_ID=%s CF_CLIENT_SECRET=%s)\n", clientID, clientSecret, clientID, clientSecret)
+	}
+	fmt.Fprintf(w, "  target:  org %s, space %s\n", org, space)
 	if certBase != "" {
 		fmt.Fprintf(w, "  mTLS:    %s (certurl of x509 keys; CA at %s/_sim/ca.pem)\n", certBase, url)
-	}
-	if o.SeedFile != "" {
-		fmt.Fprintf(w, "  seed:    %s (the users and clients defined there)\n", o.SeedFile)
 	}
 	fmt.Fprintln(w, "Press Ctrl-C to stop.")
 	errc := make(chan error, 1)

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/xsprov/xsprov/provision/cfsim"
@@ -37,7 +36,7 @@ func startEmbeddedSim(statePath string) (*simHost, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded simulator: %w", err)
 	}
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+	if err := lockFile(lock); err != nil {
 		lock.Close()
 		return nil, fmt.Errorf("embedded simulator: lock %s: %w", statePath, err)
 	}
@@ -112,6 +111,6 @@ func (h *simHost) Close() {
 		_ = h.tls.Shutdown(ctx)
 	}
 	_ = h.sim.Save()
-	_ = syscall.Flock(int(h.lock.Fd()), syscall.LOCK_UN)
+	_ = unlockFile(h.lock)
 	h.lock.Close()
 }

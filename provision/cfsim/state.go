@@ -335,3 +335,34 @@ func (p *Plan) visibleIn(spaceGUID string) bool {
 	}
 	return true
 }
+
+// Login returns the first seeded user and the first client with a secret, for
+// `xsprov sim` to print. Empty strings when the seed has none.
+func (s *Sim) Login() (user, password, clientID, clientSecret string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.st.Users) > 0 {
+		user, password = s.st.Users[0].Name, s.st.Users[0].Password
+	}
+	for _, c := range s.st.Clients {
+		if c.Secret != "" && contains(c.Grants, "client_credentials") {
+			return user, password, c.ID, c.Secret
+		}
+	}
+	return user, password, "", ""
+}
+
+// Target returns the first org and its first space, for `xsprov sim` to print.
+func (s *Sim) Target() (org, space string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, o := range sorted(s.st.Orgs, func(x *Org) int64 { return x.Seq }) {
+		for _, sp := range sorted(s.st.Spaces, func(x *Space) int64 { return x.Seq }) {
+			if sp.OrgGUID == o.GUID {
+				return o.Name, sp.Name
+			}
+		}
+		return o.Name, ""
+	}
+	return "", ""
+}

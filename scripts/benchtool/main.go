@@ -1,3 +1,5 @@
+//go:build unix
+
 // Command benchtool measures xsprov against `xsprov sim` on loopback and,
 // where a cf binary is available, the same flow with the cf CLI. Run it as
 // scripts/bench; see docs/BENCHMARKS.md for the method.
