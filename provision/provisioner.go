@@ -208,8 +208,11 @@ func (p *Provisioner) Up(ctx context.Context, req UpRequest) (*Result, error) {
 	if err := p.fetchAndWrite(ctx, key, req.Out, res); err != nil {
 		return nil, err
 	}
-	if err := p.verify(ctx, res); err != nil {
-		return res, err
+	// Prove new credentials; a re-run that changed nothing was proven before.
+	if kaction != Unchanged || (res.FileAction != Unchanged && res.FileAction != "") {
+		if err := p.verify(ctx, res); err != nil {
+			return res, err
+		}
 	}
 	return res, nil
 }
