@@ -10,6 +10,7 @@ import (
 	"math/rand"
 	"net"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -30,6 +31,8 @@ type Transport struct {
 	MaxRetries int
 	// Trace, when set, receives each request and response, redacted.
 	Trace io.Writer
+	// OnWarning receives the warnings of X-Cf-Warnings response headers.
+	OnWarning func(string)
 
 	mu  sync.Mutex
 	rng *rand.Rand
@@ -108,6 +111,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 				wait = ra
 			}
 		default:
+			t.warnings(resp)
 			return resp, nil
 		}
 		if attempt >= max || !t.canWait(wait) {
@@ -118,6 +122,21 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		if err := t.sleep(req.Context(), wait); err != nil {
 			return nil, err
+		}
+	}
+}
+
+// warnings passes on X-Cf-Warnings (URL-encoded, possibly several, each
+// possibly comma-separated).
+func (t *Transport) warnings(resp *http.Response) {
+	if t.OnWarning == nil {
+		return
+	}
+	for _, h := range resp.Header.Values("X-Cf-Warnings") {
+		for _, part := range strings.Split(h, ",") {
+			if w, err := url.QueryUnescape(strings.TrimSpace(part)); err == nil && w != "" {
+				t.OnWarning(w)
+			}
 		}
 	}
 }

@@ -60,6 +60,7 @@ type reporter struct {
 	started time.Time
 	now     func() time.Time
 	mask    func(string) string
+	warned  map[string]bool
 }
 
 func newReporter(s *IOStreams) *reporter {
@@ -96,9 +97,18 @@ func (r *reporter) Info(msg string) {
 	fmt.Fprintln(r.w, r.mask(msg))
 }
 
+// Warn prints a warning once: the same text may come from a response
+// header and from a job.
 func (r *reporter) Warn(msg string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.warned == nil {
+		r.warned = map[string]bool{}
+	}
+	if r.warned[msg] {
+		return
+	}
+	r.warned[msg] = true
 	fmt.Fprintln(r.w, "Warning: "+r.mask(msg))
 }
 

@@ -269,7 +269,7 @@ func (f *Factory) connect(ctx context.Context, s *settings) (*conn, error) {
 		s.api = h.URL
 		f.simCA = h.CA
 	}
-	tr := &provision.Transport{Base: f.BaseTransport, Clock: f.Clock, Done: ctx.Done(), Trace: s.trace}
+	tr := &provision.Transport{Base: f.BaseTransport, Clock: f.Clock, Done: ctx.Done(), Trace: s.trace, OnWarning: f.reporter().Warn}
 	if dl, ok := ctx.Deadline(); ok {
 		tr.Deadline = dl
 	}
