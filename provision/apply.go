@@ -176,19 +176,10 @@ func (p *Provisioner) plan(ctx context.Context, s *Spec, o ApplyOptions) (*PlanR
 	if err != nil {
 		return nil, nil, err
 	}
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, max(o.Parallel, 1))
 	changes := make([][]*Change, len(mine))
-	for i, in := range mine {
-		wg.Add(1)
-		go func(i int, in *SpecInstance) {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			changes[i] = p.planInstance(ctx, st, in, existing)
-		}(i, in)
-	}
-	wg.Wait()
+	p.workers(ctx, o.Parallel, len(mine), func(q *Provisioner, i int) {
+		changes[i] = q.planInstance(ctx, st, mine[i], existing)
+	})
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
 	}
@@ -521,16 +512,16 @@ func (p *Provisioner) ApplySpec(ctx context.Context, s *Spec, o ApplyOptions) (*
 			groups = append(groups, c)
 		}
 	}
-	parallel(ctx, o.Parallel, len(roles), func(i int) {
+	p.workers(ctx, o.Parallel, len(roles), func(q *Provisioner, i int) {
 		c := roles[i]
-		p.run(c, func() error { return p.createRole(ctx, st, c.space.Name, c.role) })
+		q.run(c, func() error { return q.createRole(ctx, st, c.space.Name, c.role) })
 	})
-	parallel(ctx, o.Parallel, len(order), func(i int) {
-		p.clone("["+strings.TrimPrefix(order[i], "instance ")+"] ").applyInstance(ctx, st, byInst[order[i]], labels)
+	p.workers(ctx, o.Parallel, len(order), func(q *Provisioner, i int) {
+		q.clone("["+strings.TrimPrefix(order[i], "instance ")+"] ").applyInstance(ctx, st, byInst[order[i]], labels)
 	})
-	parallel(ctx, o.Parallel, len(groups), func(i int) {
+	p.workers(ctx, o.Parallel, len(groups), func(w *Provisioner, i int) {
 		c := groups[i]
-		q := p.clone("[" + strings.TrimPrefix(c.Address, "instance ") + "] ")
+		q := w.clone("[" + strings.TrimPrefix(c.Address, "instance ") + "] ")
 		switch c.Kind {
 		case "instance":
 			q.run(c, func() error { return q.deleteInstance(ctx, c.cur, false) })
@@ -577,24 +568,68 @@ func (p *Provisioner) run(c *Change, f func() error) {
 	}
 }
 
-func parallel(ctx context.Context, n, count int, f func(i int)) {
+// sessionPool keeps the sessions forked for workers, so that plan and apply
+// in one run log in once per worker; workers log in concurrently.
+type sessionPool struct {
+	mu    sync.Mutex
+	slots []*poolSlot
+}
+
+type poolSlot struct {
+	once sync.Once
+	s    *Session
+	err  error
+}
+
+func (sp *sessionPool) get(ctx context.Context, base *Session, i int) (*Session, error) {
+	sp.mu.Lock()
+	for len(sp.slots) <= i {
+		sp.slots = append(sp.slots, &poolSlot{})
+	}
+	slot := sp.slots[i]
+	sp.mu.Unlock()
+	slot.once.Do(func() { slot.s, slot.err = base.Fork(ctx) })
+	return slot.s, slot.err
+}
+
+// workers runs f for items 0..count-1 on at most n workers. The first
+// worker uses p's client; each further one forks a session of its own, since
+// a go-cfclient client must not re-authenticate from two goroutines at once.
+// A worker whose login fails stops; the others take its share.
+func (p *Provisioner) workers(ctx context.Context, n, count int, f func(q *Provisioner, i int)) {
 	if n < 1 {
 		n = 1
 	}
-	sem := make(chan struct{}, n)
-	var wg sync.WaitGroup
-	for i := 0; i < count; i++ {
-		if ctx.Err() != nil {
-			break
-		}
-		wg.Add(1)
-		sem <- struct{}{}
-		go func(i int) {
-			defer wg.Done()
-			defer func() { <-sem }()
-			f(i)
-		}(i)
+	if n > count {
+		n = count
 	}
+	if p.pool == nil {
+		p.pool = &sessionPool{}
+	}
+	items := make(chan int)
+	var wg sync.WaitGroup
+	for w := 0; w < n; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			q := p.clone("")
+			q.Reporter = p.Reporter
+			if w > 0 {
+				s, err := p.pool.get(ctx, p.S, w-1)
+				if err != nil {
+					return // takes no item; the others (worker 0 always can) go on
+				}
+				q.S, q.cf = s, s.CF
+			}
+			for i := range items {
+				f(q, i)
+			}
+		}(w)
+	}
+	for i := 0; i < count && ctx.Err() == nil; i++ {
+		items <- i
+	}
+	close(items)
 	wg.Wait()
 }
 
@@ -879,12 +914,12 @@ func (p *Provisioner) DestroySpec(ctx context.Context, s *Spec, o ApplyOptions) 
 			}
 		}
 	}
-	parallel(ctx, o.Parallel, len(items), func(i int) {
+	p.workers(ctx, o.Parallel, len(items), func(w *Provisioner, i int) {
 		c := items[i]
 		if c.Action != ActDelete {
 			return
 		}
-		q := p.clone("[" + strings.TrimPrefix(c.Address, "instance ") + "] ")
+		q := w.clone("[" + strings.TrimPrefix(c.Address, "instance ") + "] ")
 		q.run(c, func() error { return q.deleteInstance(ctx, c.cur, false) })
 	})
 	for _, c := range res.Changes {

@@ -57,6 +57,7 @@ type Provisioner struct {
 
 	cf       *client.Client
 	seenWarn map[string]bool
+	pool     *sessionPool // sessions of parallel workers, shared by clones
 }
 
 // NewProvisioner returns a Provisioner for a session.

@@ -78,6 +78,17 @@ type Session struct {
 	User string // who we act as, for progress messages
 	CF   *client.Client
 	HTTP *http.Client
+
+	auth    Auth
+	skipTLS bool
+}
+
+// Fork logs in once more and returns a session with a client of its own.
+// go-cfclient's re-authentication after a 401 changes its client without a
+// lock, so goroutines that work at the same time each need their own.
+func (s *Session) Fork(ctx context.Context) (*Session, error) {
+	hc := *s.HTTP // config.New sets fields of the client it is given
+	return Connect(ctx, s.API, s.auth, &hc, s.skipTLS)
 }
 
 // Connect discovers the API's UAA and logs in. Login failures are
@@ -127,7 +138,7 @@ func Connect(ctx context.Context, api string, auth Auth, hc *http.Client, skipTL
 	if err != nil {
 		return nil, loginError(api, auth, err)
 	}
-	return &Session{API: api, User: user, CF: cf, HTTP: hc}, nil
+	return &Session{API: api, User: user, CF: cf, HTTP: hc, auth: auth, skipTLS: skipTLS}, nil
 }
 
 func loginError(api string, auth Auth, err error) error {
