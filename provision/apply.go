@@ -762,8 +762,18 @@ func (p *Provisioner) applyInstance(ctx context.Context, st *planState, cs []*Ch
 				return classify("label service instance "+quote(in.Name), err)
 			}
 		}
-		si, _, err := p.ensureInstance(ctx, t, plan, UpRequest{Ref: Ref{Org: st.orgName, Space: sp.Name, Instance: in.Name},
-			Offering: in.Offering, Plan: in.Plan, Broker: in.Broker, Params: in.Descriptor, Tags: in.Tags})
+		req := UpRequest{Ref: Ref{Org: st.orgName, Space: sp.Name, Instance: in.Name},
+			Offering: in.Offering, Plan: in.Plan, Broker: in.Broker, Params: in.Descriptor, Tags: in.Tags}
+		if ic.Action == ActCreate {
+			// The plan saw no instance: create without looking again. If one
+			// appeared meanwhile, converge on it as up does.
+			si, err := p.createInstance(ctx, t, plan, req, Created)
+			if !errors.Is(err, errRaced) {
+				inst = si
+				return err
+			}
+		}
+		si, _, err := p.ensureInstance(ctx, t, plan, req)
 		inst = si
 		return err
 	})
