@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"text/template"
 	"text/template/parse"
 
@@ -44,6 +45,16 @@ type Template struct {
 
 // List returns the built-in templates, by name.
 func List() []Template {
+	builtinOnce.Do(loadBuiltins)
+	return append([]Template(nil), builtins...)
+}
+
+var (
+	builtinOnce sync.Once
+	builtins    []Template
+)
+
+func loadBuiltins() {
 	b, err := builtinFS.ReadFile("builtin/index.yaml")
 	if err != nil {
 		panic(err) // embedded at build time
@@ -60,7 +71,7 @@ func List() []Template {
 		ts[i].Source = string(src)
 	}
 	sort.Slice(ts, func(i, j int) bool { return ts[i].Name < ts[j].Name })
-	return ts
+	builtins = ts
 }
 
 // Names lists the built-in template names.

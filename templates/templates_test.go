@@ -1,6 +1,7 @@
 package templates
 
 import (
+	"encoding/json"
 	"flag"
 	"os"
 	"path/filepath"
@@ -122,4 +123,30 @@ func TestVarsPrecedence(t *testing.T) {
 	if _, err := Vars(nil, file, nil); err == nil {
 		t.Error("a list value was accepted")
 	}
+}
+
+// FuzzRender renders arbitrary template sources and values: errors are
+// fine, panics and output that is not JSON are not.
+func FuzzRender(f *testing.F) {
+	for _, t := range List() {
+		f.Add(t.Source, "value")
+	}
+	f.Add(`{"a": "{{ .x }}", "b": {{ .y }}}`, `"}`)
+	f.Add(`{{ range .x }}{{ end }}`, "")
+	f.Add(`{{ template "x" }}`, "")
+	f.Fuzz(func(t *testing.T, src, val string) {
+		tm := Template{Name: "fuzz", Source: src}
+		refs, err := referenced("fuzz", src)
+		if err != nil {
+			return
+		}
+		vars := map[string]string{}
+		for _, r := range refs {
+			vars[r] = val
+		}
+		out, err := tm.Render(vars)
+		if err == nil && !json.Valid(out) {
+			t.Fatalf("rendered output is not JSON: %q", out)
+		}
+	})
 }

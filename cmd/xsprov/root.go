@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -261,8 +262,13 @@ type conn struct {
 // provisioner. ctx bounds every wait.
 func (f *Factory) connect(ctx context.Context, s *settings) (*conn, error) {
 	if s.sim {
-		h, err := startEmbeddedSim(f.simStatePath())
+		path := f.simStatePath()
+		h, err := startEmbeddedSim(path)
 		if err != nil {
+			var se *simStateError
+			if errors.As(err, &se) {
+				return nil, provision.Usagef("embedded simulator state %s (XSPROV_SIM_STATE): %v", path, se.err)
+			}
 			return nil, err
 		}
 		f.closers = append(f.closers, h.Close)

@@ -28,13 +28,18 @@ type simHost struct {
 	lock *os.File
 }
 
+// simStateError is a problem with the state file the user chose (bad input).
+type simStateError struct{ err error }
+
+func (e *simStateError) Error() string { return e.err.Error() }
+
 func startEmbeddedSim(statePath string) (*simHost, error) {
 	if err := os.MkdirAll(filepath.Dir(statePath), 0o700); err != nil {
-		return nil, fmt.Errorf("embedded simulator: %w", err)
+		return nil, &simStateError{err}
 	}
 	lock, err := os.OpenFile(statePath+".lock", os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("embedded simulator: %w", err)
+		return nil, &simStateError{err}
 	}
 	if err := lockFile(lock); err != nil {
 		lock.Close()
@@ -43,7 +48,7 @@ func startEmbeddedSim(statePath string) (*simHost, error) {
 	sim, err := cfsim.New(cfsim.WithStateFile(statePath))
 	if err != nil {
 		lock.Close()
-		return nil, fmt.Errorf("embedded simulator: %w", err)
+		return nil, &simStateError{err}
 	}
 	// A port derived from the state file keeps the URLs in credentials the
 	// same across runs on one world (runs on one state file are serialised by
