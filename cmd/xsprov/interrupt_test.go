@@ -171,12 +171,14 @@ func TestKillNineApply(t *testing.T) {
 	if testing.Short() {
 		rounds = 2
 	}
+	killed, dups, orphans, partial := 0, 0, 0, 0
 	for round := 0; round < rounds; round++ {
 		sim := cfsim.MustNew(cfsim.WithBrokerDelay(100 * time.Millisecond))
 		srv := httptest.NewServer(sim)
 		dir := t.TempDir()
 		_ = os.WriteFile(filepath.Join(dir, "spec.yaml"), []byte(spec.String()), 0o600)
 		for kill := 0; kill < 2; kill++ {
+			killed++
 			cmd := exec.Command(bin, "apply", "-f", "spec.yaml", "--parallel", "3")
 			cmd.Dir, cmd.Env = dir, procEnv(srv.URL)
 			if err := cmd.Start(); err != nil {
@@ -192,6 +194,12 @@ func TestKillNineApply(t *testing.T) {
 			t.Fatalf("round %d: the re-run failed: %v\n%s", round, err, out)
 		}
 		st := sim.Snapshot()
+		if len(st.Instances) > 6 {
+			dups++
+		}
+		if len(st.Keys) != len(st.Instances) {
+			orphans++
+		}
 		if len(st.Instances) != 6 || len(st.Keys) != 6 {
 			t.Errorf("round %d: %d instances, %d keys; want 6 and 6", round, len(st.Instances), len(st.Keys))
 		}
@@ -199,11 +207,13 @@ func TestKillNineApply(t *testing.T) {
 			b, err := os.ReadFile(filepath.Join(dir, "out", fmt.Sprintf("a%d.json", i)))
 			var m map[string]any
 			if err != nil || json.Unmarshal(b, &m) != nil || m["clientsecret"] == nil {
+				partial++
 				t.Errorf("round %d: out/a%d.json incomplete: %v", round, i, err)
 			}
 		}
 		srv.Close()
 	}
+	t.Logf("kill -9 during apply: %d rounds, %d runs killed, %d duplicates, %d orphaned keys, %d partial files", rounds, killed, dups, orphans, partial)
 }
 
 // TestConcurrentOverlappingApplies runs two specs that share instances at
