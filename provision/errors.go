@@ -153,17 +153,15 @@ func classify(what string, err error) error {
 	if !ok {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	wrapped := fmt.Errorf("%s: %s (CF error %d %s): %w", what, ce.Detail, ce.Code, ce.Title, errSentinel)
+	msg := fmt.Sprintf("%s: %s (CF error %d %s)", what, ce.Detail, ce.Code, ce.Title)
 	switch ce.Code {
 	case codeInvalidAuthToken, codeNotAuthenticated:
-		return &AuthError{Msg: wrapped.Error(), Hint: "log in again: set CF_USERNAME/CF_PASSWORD or CF_CLIENT_ID/CF_CLIENT_SECRET, or run 'cf login'", Err: err}
+		return &AuthError{Msg: msg, Hint: "log in again: set CF_USERNAME/CF_PASSWORD or CF_CLIENT_ID/CF_CLIENT_SECRET, or run 'cf login'", Err: err}
 	case codeNotAuthorized:
-		return &Hinted{Err: fmt.Errorf("%s: %w", what, err), Hint: "your user or client lacks the role for this; ask for SpaceDeveloper in the target space"}
+		return &Hinted{Err: &apiErr{msg: msg, err: err}, Hint: "your user or client lacks the role for this; ask for SpaceDeveloper in the target space"}
 	}
-	return &apiErr{msg: wrapped.Error(), err: err}
+	return &apiErr{msg: msg, err: err}
 }
-
-var errSentinel = errors.New("")
 
 // apiErr keeps the CF error reachable with errors.As while printing the
 // operation and detail once.
