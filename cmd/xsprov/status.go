@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/xsprov/xsprov/provision"
+	"github.com/xsprov/xsprov/provision/xssec"
 )
 
 // StatusOptions are the inputs of `xsprov status`.
@@ -17,6 +18,7 @@ type StatusOptions struct {
 	Instance              string
 	Key                   string
 	ParamsFile            string
+	Templates             templateFlags
 	XSAppName, TenantMode string
 	ForeignScopes         []string
 	Out, Format           string
@@ -53,6 +55,7 @@ Exits 1 when the instance does not exist.`,
 	fl := cmd.Flags()
 	fl.StringVar(&opts.Key, "key", "", "service key name (default INSTANCE-key)")
 	fl.StringVar(&opts.ParamsFile, "params", "", "xs-security.json to compare the instance's parameters with")
+	opts.Templates.register(cmd, true)
 	fl.StringVar(&opts.XSAppName, "xsappname", "", "desired xsappname, for the drift check")
 	fl.StringVar(&opts.TenantMode, "tenant-mode", "", "desired tenant mode, for the drift check")
 	fl.StringArrayVar(&opts.ForeignScopes, "foreign-scope", nil, "desired foreign scope reference, for the drift check (repeatable)")
@@ -67,10 +70,25 @@ func statusRun(ctx context.Context, f *Factory, o *StatusOptions) error {
 	if err != nil {
 		return err
 	}
+	if o.ParamsFile != "" && o.Templates.Template != "" {
+		return flagErrorf("give either --params or --template, not both")
+	}
 	var desired map[string]any
-	if o.ParamsFile != "" || o.XSAppName != "" || o.TenantMode != "" || len(o.ForeignScopes) > 0 {
-		desired, _, err = provision.BuildParams(provision.ParamsInput{File: o.ParamsFile, XSAppName: o.XSAppName,
-			TenantMode: o.TenantMode, ForeignScopes: o.ForeignScopes, Instance: o.Instance})
+	if o.ParamsFile != "" || o.Templates.Template != "" || o.XSAppName != "" || o.TenantMode != "" || len(o.ForeignScopes) > 0 {
+		in := provision.ParamsInput{File: o.ParamsFile, XSAppName: o.XSAppName,
+			TenantMode: o.TenantMode, ForeignScopes: o.ForeignScopes, Instance: o.Instance}
+		if o.Templates.Template != "" {
+			raw, err := o.Templates.render(o.Templates.Template)
+			if err != nil {
+				return err
+			}
+			d, ps := xssec.Parse(raw)
+			if ps != nil {
+				return &provision.UsageError{Msg: "template " + o.Templates.Template + " does not render to a JSON object:\n" + problemLines(ps)}
+			}
+			in.Inline, in.Source = d, "template "+o.Templates.Template
+		}
+		desired, _, err = provision.BuildParams(in)
 		if err != nil {
 			return err
 		}
