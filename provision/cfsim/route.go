@@ -294,6 +294,9 @@ func (s *Sim) page(req *request, items []any, included map[string]any) {
 	if v := q.Get("page"); v != "" {
 		pageNo, _ = strconv.Atoi(v)
 	}
+	if items == nil {
+		items = []any{} // the Cloud Controller sends [], never null
+	}
 	total := len(items)
 	pages := (total + perPage - 1) / perPage
 	if pages < 1 {

@@ -2,6 +2,7 @@ package cfsim_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -296,6 +297,9 @@ func TestPaginationLinks(t *testing.T) {
 	if p := m["pagination"].(map[string]any); p["total_pages"].(float64) != 1 || p["next"] != nil {
 		t.Errorf("empty list pagination: %v", p)
 	}
+	if res, ok := m["resources"].([]any); !ok || len(res) != 0 {
+		t.Errorf("empty list resources = %#v, want []", m["resources"])
+	}
 }
 
 func TestStateFilePersists(t *testing.T) {
@@ -343,5 +347,83 @@ func TestConcurrentRequests(t *testing.T) {
 	wg.Wait()
 	if n := len(sim.Snapshot().Instances); n != 5 {
 		t.Errorf("%d instances, want 5 (names clash)", n)
+	}
+}
+
+func TestLabelSelectorsAndRoles(t *testing.T) {
+	c, _, space, plan := setup(t)
+	for _, n := range []string{"l1", "l2", "l3"} {
+		c.json(http.MethodPost, "/v3/service_instances", createBody(n, space, plan, `{"xsappname":"`+n+`"}`))
+	}
+	g1, g2 := c.guid("/v3/service_instances", "names=l1"), c.guid("/v3/service_instances", "names=l2")
+	c.json(http.MethodPatch, "/v3/service_instances/"+g1, `{"metadata":{"labels":{"team":"a","tier":"x"}}}`)
+	c.json(http.MethodPatch, "/v3/service_instances/"+g2, `{"metadata":{"labels":{"team":"b"}}}`)
+	count := func(sel string) int {
+		code, m, _ := c.json(http.MethodGet, "/v3/service_instances?label_selector="+url.QueryEscape(sel), "")
+		res, ok := m["resources"].([]any)
+		if !ok {
+			t.Fatalf("label_selector %q: HTTP %d %v", sel, code, m)
+		}
+		return len(res)
+	}
+	for sel, want := range map[string]int{"team": 2, "!team": 1, "team=a": 1, "team==b": 1, "team!=a": 2, "team in (a,b)": 2,
+		"team notin (a)": 2, "team,tier": 1, "team=a,tier=x": 1, "team=c": 0} {
+		if got := count(sel); got != want {
+			t.Errorf("label_selector %q: %d, want %d", sel, got, want)
+		}
+	}
+	// users and roles
+	_, m, _ := c.json(http.MethodGet, "/v3/users?usernames=admin&origins=uaa", "")
+	users := m["resources"].([]any)
+	if len(users) != 1 {
+		t.Fatalf("users: %v", m)
+	}
+	if code, m, _ := c.json(http.MethodGet, "/v3/users?origins=uaa", ""); code != 400 || errCode(m) != 10005 {
+		t.Errorf("origins without usernames: %d %v", code, m)
+	}
+	org := c.guid("/v3/organizations", "names=acme")
+	body := `{"type":"space_developer","relationships":{"user":{"data":{"username":"admin","origin":"uaa"}},"space":{"data":{"guid":"` + space + `"}}}}`
+	if code, m, _ := c.json(http.MethodPost, "/v3/roles", body); code != 422 || !strings.Contains(fmt.Sprint(m), "do not have a role in that space's organization") {
+		t.Errorf("space role without org role: %d %v", code, m)
+	}
+	code, m, _ := c.json(http.MethodPost, "/v3/roles", `{"type":"organization_user","relationships":{"user":{"data":{"username":"admin"}},"organization":{"data":{"guid":"`+org+`"}}}}`)
+	if code != 201 {
+		t.Fatalf("org role: %d %v", code, m)
+	}
+	code, m, _ = c.json(http.MethodPost, "/v3/roles", body)
+	if code != 201 {
+		t.Fatalf("space role: %d %v", code, m)
+	}
+	roleGUID := m["guid"].(string)
+	if code, m, _ := c.json(http.MethodPost, "/v3/roles", body); code != 422 || !strings.Contains(fmt.Sprint(m), "already has") {
+		t.Errorf("duplicate role: %d %v", code, m)
+	}
+	if code, m, _ := c.json(http.MethodPost, "/v3/roles", strings.Replace(body, "admin", "nobody", 1)); code != 422 || !strings.Contains(fmt.Sprint(m), "No user exists") {
+		t.Errorf("unknown user: %d %v", code, m)
+	}
+	_, m, _ = c.json(http.MethodGet, "/v3/roles?space_guids="+space+"&include=user", "")
+	if len(m["resources"].([]any)) != 1 || len(m["included"].(map[string]any)["users"].([]any)) != 1 {
+		t.Errorf("roles with users: %v", m)
+	}
+	if code, _, _ := c.json(http.MethodGet, "/v3/roles/"+roleGUID, ""); code != 200 {
+		t.Errorf("get role: %d", code)
+	}
+	if code, _, _ := c.json(http.MethodDelete, "/v3/roles/"+roleGUID, ""); code != 204 {
+		t.Errorf("delete role: %d", code)
+	}
+	if code, m, _ := c.json(http.MethodGet, "/v3/roles/"+roleGUID, ""); code != 404 || errCode(m) != 10010 {
+		t.Errorf("deleted role: %d %v", code, m)
+	}
+	if code, m, _ := c.json(http.MethodGet, "/v3/info", ""); code != 200 || m["name"] != "cfsim" {
+		t.Errorf("info: %d %v", code, m)
+	}
+	if code, m, _ := c.json(http.MethodGet, "/v3/organizations/"+org, ""); code != 200 || m["name"] != "acme" {
+		t.Errorf("org: %d %v", code, m)
+	}
+	if code, m, _ := c.json(http.MethodGet, "/v3/service_offerings?names=xsuaa", ""); code != 200 || len(m["resources"].([]any)) != 1 {
+		t.Errorf("offerings: %d %v", code, m)
+	}
+	if code, m, _ := c.json(http.MethodGet, "/v3/service_plans?organization_guids="+org+"&service_instance_guids="+g1, ""); code != 200 || len(m["resources"].([]any)) != 1 {
+		t.Errorf("plans by org and instance: %d %v", code, m)
 	}
 }
