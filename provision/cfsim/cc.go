@@ -316,14 +316,24 @@ func (s *Sim) listOfferings(req *request) {
 	bnames, bguids := queryFilter(q, "service_broker_names"), queryFilter(q, "service_broker_guids")
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var items []any
+	var items, brokers []any
+	seen := map[string]bool{}
+	fields := q.Get("fields[service_broker]")
 	for _, o := range sorted(s.st.Offerings, func(x *Offering) int64 { return x.Seq }) {
 		br := s.st.Brokers[o.BrokerGUID]
 		if names.has(o.Name, true) && guids.has(o.GUID, false) && bnames.has(br.Name, false) && bguids.has(br.GUID, false) {
 			items = append(items, s.renderOffering(req.base, o))
+			if fields != "" && !seen[br.GUID] {
+				seen[br.GUID] = true
+				brokers = append(brokers, pickFields(s.renderBroker(req.base, br), strings.Split(fields, ",")))
+			}
 		}
 	}
-	s.page(req, items, nil)
+	var inc map[string]any
+	if fields != "" {
+		inc = map[string]any{"service_brokers": orEmptyAny(brokers)}
+	}
+	s.page(req, items, inc)
 }
 
 func (s *Sim) getOffering(req *request) {
@@ -346,7 +356,7 @@ func (s *Sim) listPlans(req *request) {
 	insts := queryFilter(q, "service_instance_guids")
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var items, incOff []any
+	var items, incOff, incBrokers []any
 	seen := map[string]bool{}
 	for _, p := range sorted(s.st.Plans, func(x *Plan) int64 { return x.Seq }) {
 		o := s.st.Offerings[p.OfferingGUID]
@@ -369,10 +379,20 @@ func (s *Sim) listPlans(req *request) {
 			seen[o.GUID] = true
 			incOff = append(incOff, s.renderOffering(req.base, o))
 		}
+		if bf := q.Get("fields[service_offering.service_broker]"); bf != "" && !seen["broker:"+br.GUID] {
+			seen["broker:"+br.GUID] = true
+			incBrokers = append(incBrokers, pickFields(s.renderBroker(req.base, br), strings.Split(bf, ",")))
+		}
 	}
 	var inc map[string]any
-	if strings.Contains(q.Get("include"), "service_offering") {
-		inc = map[string]any{"service_offerings": orEmptyAny(incOff)}
+	if strings.Contains(q.Get("include"), "service_offering") || q.Has("fields[service_offering.service_broker]") {
+		inc = map[string]any{}
+		if strings.Contains(q.Get("include"), "service_offering") {
+			inc["service_offerings"] = orEmptyAny(incOff)
+		}
+		if q.Has("fields[service_offering.service_broker]") {
+			inc["service_brokers"] = orEmptyAny(incBrokers)
+		}
 	}
 	s.page(req, items, inc)
 }
@@ -443,6 +463,29 @@ func (s *Sim) listInstances(req *request) {
 	s.page(req, items, s.fieldsIncluded(q, matched))
 }
 
+// pickFields keeps the guid and the named fields of a rendered resource
+// ("relationships.x" keeps one relationship), as CC's fields parameter does.
+func pickFields(full map[string]any, fields []string) map[string]any {
+	out := map[string]any{"guid": full["guid"]}
+	for _, f := range fields {
+		if rel, ok := strings.CutPrefix(f, "relationships."); ok {
+			rels, _ := out["relationships"].(map[string]any)
+			if rels == nil {
+				rels = map[string]any{}
+				out["relationships"] = rels
+			}
+			if fr, ok := full["relationships"].(map[string]any); ok {
+				rels[rel] = fr[rel]
+			}
+			continue
+		}
+		if v, ok := full[f]; ok {
+			out[f] = v
+		}
+	}
+	return out
+}
+
 // fieldsIncluded answers the fields[...] parameters of service instance
 // reads: the named fields of related resources, under "included".
 func (s *Sim) fieldsIncluded(q url.Values, insts []*Instance) map[string]any {
@@ -455,26 +498,6 @@ func (s *Sim) fieldsIncluded(q url.Values, insts []*Instance) map[string]any {
 	if len(want) == 0 {
 		return nil
 	}
-	pick := func(full map[string]any, fields []string) map[string]any {
-		out := map[string]any{}
-		for _, f := range fields {
-			if rel, ok := strings.CutPrefix(f, "relationships."); ok {
-				rels, _ := out["relationships"].(map[string]any)
-				if rels == nil {
-					rels = map[string]any{}
-					out["relationships"] = rels
-				}
-				if fr, ok := full["relationships"].(map[string]any); ok {
-					rels[rel] = fr[rel]
-				}
-				continue
-			}
-			if v, ok := full[f]; ok {
-				out[f] = v
-			}
-		}
-		return out
-	}
 	inc := map[string]any{}
 	add := func(key, guid string, fields []string, full func() map[string]any) {
 		list, _ := inc[key].([]any)
@@ -483,7 +506,7 @@ func (s *Sim) fieldsIncluded(q url.Values, insts []*Instance) map[string]any {
 				return
 			}
 		}
-		m := pick(full(), append([]string{"guid"}, fields...))
+		m := pickFields(full(), fields)
 		inc[key] = append(list, m)
 	}
 	for _, i := range insts {

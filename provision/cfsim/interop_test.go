@@ -72,6 +72,10 @@ func TestCFCLIInterop(t *testing.T) {
 	}
 	run("offering:        xsuaa", "service", "cf-xsuaa")
 	run("cf-key", "service-keys", "cf-xsuaa")
+	out = run("application, broker, apiaccess, space", "marketplace")
+	if !strings.Contains(out, "identity providers   xsuaa") {
+		t.Errorf("cf marketplace lacks the broker:\n%s", out)
+	}
 	run("OK", "delete-service-key", "cf-xsuaa", "cf-key", "-f")
 	run("Service instance cf-xsuaa deleted.", "delete-service", "cf-xsuaa", "-f")
 	st := sim.Snapshot()
