@@ -225,7 +225,7 @@ func TestTransportRetries(t *testing.T) {
 		w.WriteHeader(code)
 	}))
 	defer srv.Close()
-	do := func(method string, codes ...int) (int, error, time.Duration) {
+	do := func(method string, codes ...int) (int, time.Duration, error) {
 		calls.Store(0)
 		script = codes
 		clk := newAutoClock()
@@ -233,21 +233,21 @@ func TestTransportRetries(t *testing.T) {
 		req, _ := http.NewRequest(method, srv.URL+"/v3/x", nil)
 		resp, err := hc.Do(req)
 		if err != nil {
-			return 0, err, clk.waited
+			return 0, clk.waited, err
 		}
 		resp.Body.Close()
-		return resp.StatusCode, nil, clk.waited
+		return resp.StatusCode, clk.waited, nil
 	}
-	if code, err, waited := do(http.MethodGet, 429, 200); code != 200 || err != nil || waited != 7*time.Second {
+	if code, waited, err := do(http.MethodGet, 429, 200); code != 200 || err != nil || waited != 7*time.Second {
 		t.Errorf("429 then 200: %d %v, waited %s (want 7s from Retry-After)", code, err, waited)
 	}
-	if code, err, _ := do(http.MethodGet, 503, 502, 504, 200); code != 200 || err != nil || calls.Load() != 4 {
+	if code, _, err := do(http.MethodGet, 503, 502, 504, 200); code != 200 || err != nil || calls.Load() != 4 {
 		t.Errorf("GET through 5xx: %d %v after %d calls", code, err, calls.Load())
 	}
-	if code, err, _ := do(http.MethodPost, 429, 200); code != 200 || err != nil {
+	if code, _, err := do(http.MethodPost, 429, 200); code != 200 || err != nil {
 		t.Errorf("POST after 429 (not processed, safe to repeat): %d %v", code, err)
 	}
-	_, err, _ := do(http.MethodPost, 502, 200)
+	_, _, err := do(http.MethodPost, 502, 200)
 	if !errors.Is(err, provision.ErrResponseLost) || calls.Load() != 1 {
 		t.Errorf("POST after 502: err %v after %d calls; want ErrResponseLost and no repeat", err, calls.Load())
 	}

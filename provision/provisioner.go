@@ -141,25 +141,21 @@ type KeyResult struct {
 // Result is the machine-readable result of up, down, recreate and creds.
 // It never holds secret values.
 type Result struct {
-	FormatVersion string          `json:"format_version"`
-	API           string          `json:"api"`
-	Org           string          `json:"org"`
-	Space         string          `json:"space"`
-	Instance      InstanceResult  `json:"instance"`
-	Key           *KeyResult      `json:"key,omitempty"`
-	File          string          `json:"credentials_file,omitempty"`
-	ExtraFiles    []string        `json:"extra_files,omitempty"`
-	Token         *Token          `json:"verified_token,omitempty"`
-	FileAction    Action          `json:"credentials_file_action,omitempty"`
-	ClientID      string          `json:"client_id,omitempty"`
-	URL           string          `json:"url,omitempty"`
-	Warnings      []string        `json:"warnings,omitempty"`
-	creds         map[string]any  // for --verify and the file; never serialised
-	target        Target          // resolved target
-	instance      *resourceHandle // resolved instance
+	FormatVersion string         `json:"format_version"`
+	API           string         `json:"api"`
+	Org           string         `json:"org"`
+	Space         string         `json:"space"`
+	Instance      InstanceResult `json:"instance"`
+	Key           *KeyResult     `json:"key,omitempty"`
+	File          string         `json:"credentials_file,omitempty"`
+	ExtraFiles    []string       `json:"extra_files,omitempty"`
+	Token         *Token         `json:"verified_token,omitempty"`
+	FileAction    Action         `json:"credentials_file_action,omitempty"`
+	ClientID      string         `json:"client_id,omitempty"`
+	URL           string         `json:"url,omitempty"`
+	Warnings      []string       `json:"warnings,omitempty"`
+	creds         map[string]any // for --verify and the file; never serialised
 }
-
-type resourceHandle struct{ guid string }
 
 // Credentials returns the credentials fetched by the command, if any.
 func (r *Result) Credentials() map[string]any { return r.creds }
@@ -278,8 +274,7 @@ func (p *Provisioner) ensureInstance(ctx context.Context, t Target, plan Plan, r
 				return inst, Unchanged, nil
 			}
 			p.rep().Step(fmt.Sprintf("Waiting for the %s of service instance %s to finish", lo.Type, req.Instance))
-			inst, err = p.waitInstance(ctx, inst.GUID)
-			if err != nil {
+			if _, err := p.waitInstance(ctx, inst.GUID); err != nil {
 				return nil, "", p.timeoutOr(err, "service instance "+quote(req.Instance), "its "+lo.Type+" is still in progress")
 			}
 			p.rep().Done()

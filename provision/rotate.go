@@ -40,7 +40,6 @@ type RotateResult struct {
 	ExtraFiles    []string  `json:"extra_files,omitempty"`
 	ClientID      string    `json:"client_id,omitempty"`
 	Token         *Token    `json:"verified_token,omitempty"`
-	result        *Result
 }
 
 // KeptKey is an old key kept for a grace period.

@@ -147,7 +147,6 @@ type shape struct {
 
 var (
 	strShape  = &shape{kind: "str"}
-	anyShape  = &shape{kind: "any"}
 	keyShape  = &shape{kind: "map", fields: map[string]*shape{"instance": strShape, "name": strShape, "parameters": {kind: "anymap"}, "out": strShape, "format": strShape, "envPrefix": strShape, "rotate": {kind: "map", fields: map[string]*shape{"maxAge": strShape}}}}
 	specShape = &shape{kind: "map", fields: map[string]*shape{
 		"apiVersion": strShape,

@@ -34,22 +34,21 @@ const APIVersion = "3.180.0"
 type Option func(*options)
 
 type options struct {
-	clock          func() time.Time
-	deterministic  bool
-	delays         map[string]time.Duration // per operation: create, update, delete, bind, unbind
-	tokenLifetime  time.Duration
-	perPage        int
-	rateLimit      int
-	rateWindow     time.Duration
-	flaky          float64
-	flakySeed      int64
-	secondBroker   bool
-	hidden         [][2]string // plan name, "org/space"
-	seed           *Seed
-	stateFile      string
-	logf           func(format string, args ...any)
-	dropResponse   float64
-	warnOnParamGet bool
+	clock         func() time.Time
+	deterministic bool
+	delays        map[string]time.Duration // per operation: create, update, delete, bind, unbind
+	tokenLifetime time.Duration
+	perPage       int
+	rateLimit     int
+	rateWindow    time.Duration
+	flaky         float64
+	flakySeed     int64
+	secondBroker  bool
+	hidden        [][2]string // plan name, "org/space"
+	seed          *Seed
+	stateFile     string
+	logf          func(format string, args ...any)
+	dropResponse  float64
 }
 
 // Operations that take broker time.

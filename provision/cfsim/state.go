@@ -356,13 +356,14 @@ func (s *Sim) Login() (user, password, clientID, clientSecret string) {
 func (s *Sim) Target() (org, space string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, o := range sorted(s.st.Orgs, func(x *Org) int64 { return x.Seq }) {
-		for _, sp := range sorted(s.st.Spaces, func(x *Space) int64 { return x.Seq }) {
-			if sp.OrgGUID == o.GUID {
-				return o.Name, sp.Name
-			}
-		}
-		return o.Name, ""
+	orgs := sorted(s.st.Orgs, func(x *Org) int64 { return x.Seq })
+	if len(orgs) == 0 {
+		return "", ""
 	}
-	return "", ""
+	for _, sp := range sorted(s.st.Spaces, func(x *Space) int64 { return x.Seq }) {
+		if sp.OrgGUID == orgs[0].GUID {
+			return orgs[0].Name, sp.Name
+		}
+	}
+	return orgs[0].Name, ""
 }

@@ -67,7 +67,6 @@ type bench struct {
 	root, bin, work string
 	simURL          string
 	sim             *exec.Cmd
-	report          bytes.Buffer
 	results         []row
 }
 
