@@ -354,7 +354,7 @@ func (p *Provisioner) converge(ctx context.Context, t Target, inst *resource.Ser
 		return nil, false, err
 	}
 	if current == nil {
-		// The offering does not let us read parameters: nothing to compare.
+		p.rep().Info("The offering does not let Cloud Foundry read the instance's parameters; they were not compared. Use 'xsprov recreate' to apply new ones.")
 		return inst, false, nil
 	}
 	desired := req.Params
