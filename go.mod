@@ -1,6 +1,6 @@
 module github.com/xsprov/xsprov
 
-go 1.26.8
+go 1.26.0
 
 require (
 	github.com/cloudfoundry/go-cfclient/v3 v3.0.0-alpha.21
