@@ -541,7 +541,7 @@ func (s *Sim) getInstance(req *request) {
 	s.advance()
 	i := s.st.Instances[req.params[0]]
 	if i == nil {
-		writeError(req.w, &apiError{Code: 10010, Title: "CF-ResourceNotFound", Detail: "Service instance not found", status: 404})
+		writeError(req.w, errInstanceNotFound())
 		return
 	}
 	r := s.renderInstance(req.base, i)
@@ -568,7 +568,7 @@ func (s *Sim) sharedSpaces(req *request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.st.Instances[req.params[0]] == nil {
-		writeError(req.w, &apiError{Code: 10010, Title: "CF-ResourceNotFound", Detail: "Service instance not found", status: 404})
+		writeError(req.w, errInstanceNotFound())
 		return
 	}
 	writeJSON(req.w, http.StatusOK, map[string]any{"data": []any{}, "links": map[string]any{"self": href(req.base + "/v3/service_instances/" + req.params[0] + "/relationships/shared_spaces")}})
@@ -580,7 +580,7 @@ func (s *Sim) instanceParams(req *request) {
 	s.advance()
 	i := s.st.Instances[req.params[0]]
 	if i == nil || (i.LastOp.Type == "create" && i.LastOp.State == "failed") {
-		writeError(req.w, &apiError{Code: 10010, Title: "CF-ResourceNotFound", Detail: "Service instance not found", status: 404})
+		writeError(req.w, errInstanceNotFound())
 		return
 	}
 	if i.Busy != "" {
@@ -631,7 +631,7 @@ func (s *Sim) getKey(req *request) {
 	s.advance()
 	k := s.st.Keys[req.params[0]]
 	if k == nil {
-		writeError(req.w, &apiError{Code: 10010, Title: "CF-ResourceNotFound", Detail: "Service credential binding not found", status: 404})
+		writeError(req.w, errKeyNotFound())
 		return
 	}
 	r := s.renderKey(req.base, k)
@@ -901,7 +901,7 @@ func (s *Sim) updateInstance(req *request) {
 	s.advance()
 	i := s.st.Instances[req.params[0]]
 	if i == nil {
-		writeError(req.w, &apiError{Code: 10010, Title: "CF-ResourceNotFound", Detail: "Service instance not found", status: 404})
+		writeError(req.w, errInstanceNotFound())
 		return
 	}
 	if i.LastOp.Type == "create" && i.LastOp.State == "failed" {
@@ -965,7 +965,7 @@ func (s *Sim) deleteInstance(req *request) {
 	s.advance()
 	i := s.st.Instances[req.params[0]]
 	if i == nil {
-		writeError(req.w, &apiError{Code: 10010, Title: "CF-ResourceNotFound", Detail: "Service instance not found", status: 404})
+		writeError(req.w, errInstanceNotFound())
 		return
 	}
 	if req.r.URL.Query().Get("purge") == "true" {
@@ -1065,7 +1065,7 @@ func (s *Sim) deleteKey(req *request) {
 	s.advance()
 	k := s.st.Keys[req.params[0]]
 	if k == nil {
-		writeError(req.w, &apiError{Code: 10010, Title: "CF-ResourceNotFound", Detail: "Service credential binding not found", status: 404})
+		writeError(req.w, errKeyNotFound())
 		return
 	}
 	if k.Busy != "" {
@@ -1095,7 +1095,7 @@ func (s *Sim) updateKey(req *request) {
 	s.advance()
 	k := s.st.Keys[req.params[0]]
 	if k == nil {
-		writeError(req.w, &apiError{Code: 10010, Title: "CF-ResourceNotFound", Detail: "Service credential binding not found", status: 404})
+		writeError(req.w, errKeyNotFound())
 		return
 	}
 	if aerr := applyMetadata(&k.meta, body["metadata"]); aerr != nil {

@@ -411,6 +411,8 @@ func errUnprocessable(detail string) *apiError {
 func errNotFound(resource string) *apiError {
 	return &apiError{Code: 10010, Title: "CF-ResourceNotFound", Detail: resource + " not found", status: 404}
 }
+func errInstanceNotFound() *apiError { return errNotFound("Service instance") }
+func errKeyNotFound() *apiError      { return errNotFound("Service credential binding") }
 func errUnknownRequest() *apiError {
 	return &apiError{Code: 10000, Title: "CF-NotFound", Detail: "Unknown request", status: 404}
 }
