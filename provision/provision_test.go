@@ -223,3 +223,34 @@ func TestBadCredentialsIsAuthError(t *testing.T) {
 		}
 	}
 }
+
+func TestUpWhenParametersCannotBeRead(t *testing.T) {
+	e := newEnv(t, cfsim.WithoutRetrievableParameters())
+	var rep recordingReporter
+	p := e.connect(t, ciAuth)
+	p.Reporter = &rep
+	req := e.upReq(t, "opaque", nil)
+	if _, err := p.Up(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	e.sim.ResetCounts()
+	req.Params = map[string]any{"xsappname": "opaque-app", "tenant-mode": "dedicated", "scopes": []any{map[string]any{"name": "$XSAPPNAME.X"}}}
+	res, err := p.Up(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Instance.Action != provision.Unchanged || e.sim.Counts().Writes != 0 {
+		t.Errorf("action %s, %d writes; want unchanged and 0", res.Instance.Action, e.sim.Counts().Writes)
+	}
+	if !strings.Contains(rep.String(), "they were not compared") {
+		t.Errorf("no notice that parameters could not be compared:\n%s", rep.String())
+	}
+}
+
+type recordingReporter struct{ lines []string }
+
+func (r *recordingReporter) Step(m string)  { r.lines = append(r.lines, m+"...") }
+func (r *recordingReporter) Done()          { r.lines = append(r.lines, "OK") }
+func (r *recordingReporter) Info(m string)  { r.lines = append(r.lines, m) }
+func (r *recordingReporter) Warn(m string)  { r.lines = append(r.lines, "Warning: "+m) }
+func (r *recordingReporter) String() string { return strings.Join(r.lines, "\n") }

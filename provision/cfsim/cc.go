@@ -108,7 +108,7 @@ func (s *Sim) renderOffering(b string, o *Offering) map[string]any {
 	r["documentation_url"] = "https://help.sap.com/docs/btp"
 	r["broker_catalog"] = map[string]any{
 		"id": o.CatalogID, "metadata": map[string]any{"displayName": "Authorization and Trust Management Service"},
-		"features": map[string]any{"plan_updateable": true, "bindable": true, "instances_retrievable": true, "bindings_retrievable": true, "allow_context_updates": false},
+		"features": map[string]any{"plan_updateable": true, "bindable": true, "instances_retrievable": !s.opts.noParams, "bindings_retrievable": true, "allow_context_updates": false},
 	}
 	r["relationships"] = map[string]any{"service_broker": rel(o.BrokerGUID)}
 	r["links"].(map[string]any)["service_plans"] = href(b + "/v3/service_plans?service_offering_guids=" + o.GUID)
@@ -581,6 +581,10 @@ func (s *Sim) instanceParams(req *request) {
 	i := s.st.Instances[req.params[0]]
 	if i == nil || (i.LastOp.Type == "create" && i.LastOp.State == "failed") {
 		writeError(req.w, errInstanceNotFound())
+		return
+	}
+	if s.opts.noParams {
+		writeError(req.w, &apiError{Code: 120004, Title: "CF-ServiceFetchInstanceParametersNotSupported", Detail: "This service does not support fetching service instance parameters.", status: 400})
 		return
 	}
 	if i.Busy != "" {

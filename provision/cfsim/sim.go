@@ -49,6 +49,7 @@ type options struct {
 	stateFile     string
 	logf          func(format string, args ...any)
 	dropResponse  float64
+	noParams      bool
 }
 
 // Operations that take broker time.
@@ -106,6 +107,10 @@ func WithFlakyGateway(fraction float64, seed int64) Option {
 func WithLostResponses(fraction float64) Option {
 	return func(o *options) { o.dropResponse = fraction }
 }
+
+// WithoutRetrievableParameters makes the offerings refuse to return instance
+// parameters (instances_retrievable false: 400 120004), as some brokers do.
+func WithoutRetrievableParameters() Option { return func(o *options) { o.noParams = true } }
 
 // WithSecondBroker adds a broker "xsuaa-clone" that also offers "xsuaa".
 func WithSecondBroker() Option { return func(o *options) { o.secondBroker = true } }
