@@ -185,7 +185,7 @@ func simRun(ctx context.Context, f *Factory, o *SimOptions) error {
 	}
 	ln, err := net.Listen("tcp", o.Addr)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", o.Addr, err)
+		return flagErrorf("--addr %s: %v", o.Addr, err)
 	}
 	url := "http://" + ln.Addr().String()
 	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
@@ -194,7 +194,7 @@ func simRun(ctx context.Context, f *Factory, o *SimOptions) error {
 		base, tlsSrv, _, err := serveMTLS(sim, o.CertAddr)
 		if err != nil {
 			ln.Close()
-			return fmt.Errorf("listen on %s: %w", o.CertAddr, err)
+			return flagErrorf("--cert-addr %s: %v", o.CertAddr, err)
 		}
 		defer tlsSrv.Close()
 		sim.SetCertURL(base)
