@@ -125,7 +125,7 @@ func (p *Provisioner) plan(ctx context.Context, s *Spec, o ApplyOptions) (*PlanR
 	res := &PlanResult{FormatVersion: FormatVersion, Spec: s.Metadata.Name, Changes: []*Change{}}
 	oopts := client.NewOrganizationListOptions()
 	oopts.Names = client.Filter{Values: []string{o.Org}}
-	orgs, err := p.cf.Organizations.ListAll(ctx, oopts)
+	orgs, err := p.S.CF.Organizations.ListAll(ctx, oopts)
 	if err != nil {
 		return nil, nil, classify("look up organization "+quote(o.Org), err)
 	}
@@ -137,7 +137,7 @@ func (p *Provisioner) plan(ctx context.Context, s *Spec, o ApplyOptions) (*PlanR
 	sopts := client.NewSpaceListOptions()
 	sopts.OrganizationGUIDs = client.Filter{Values: []string{st.orgGUID}}
 	sopts.PerPage = 5000
-	spaces, err := p.cf.Spaces.ListAll(ctx, sopts)
+	spaces, err := p.S.CF.Spaces.ListAll(ctx, sopts)
 	if err != nil {
 		return nil, nil, classify("list spaces", err)
 	}
@@ -217,7 +217,7 @@ func (p *Provisioner) existingRoles(ctx context.Context, st *planState) (map[str
 	opts := client.NewRoleListOptions()
 	opts.SpaceGUIDs = client.Filter{Values: guids}
 	opts.PerPage = 5000
-	roles, users, err := p.cf.Roles.ListIncludeUsersAll(ctx, opts)
+	roles, users, err := p.S.CF.Roles.ListIncludeUsersAll(ctx, opts)
 	if err != nil {
 		return nil, classify("list roles", err)
 	}
@@ -259,7 +259,7 @@ func (p *Provisioner) instancesIn(ctx context.Context, st *planState) (map[strin
 	opts := client.NewServiceInstanceListOptions()
 	opts.SpaceGUIDs = client.Filter{Values: guids}
 	opts.PerPage = 5000
-	list, err := p.cf.ServiceInstances.ListAll(ctx, opts)
+	list, err := p.S.CF.ServiceInstances.ListAll(ctx, opts)
 	if err != nil {
 		return nil, classify("list service instances", err)
 	}
@@ -393,7 +393,7 @@ func (p *Provisioner) fileDiffers(ctx context.Context, k *resource.ServiceCreden
 	if err != nil {
 		return true, "the file is missing"
 	}
-	det, err := p.cf.ServiceCredentialBindings.GetDetails(ctx, k.GUID)
+	det, err := p.S.CF.ServiceCredentialBindings.GetDetails(ctx, k.GUID)
 	if err != nil {
 		return true, "the key's credentials cannot be read: " + err.Error()
 	}
@@ -414,7 +414,7 @@ func (p *Provisioner) planPrune(ctx context.Context, st *planState) ([]*Change, 
 	opts.LabelSel = client.LabelSelector{}
 	opts.LabelSel.EqualTo(SpecLabel, st.spec.Metadata.Name)
 	opts.PerPage = 5000
-	list, err := p.cf.ServiceInstances.ListAll(ctx, opts)
+	list, err := p.S.CF.ServiceInstances.ListAll(ctx, opts)
 	if err != nil {
 		return nil, classify("list instances labelled "+SpecLabel+"="+st.spec.Metadata.Name, err)
 	}
@@ -619,7 +619,7 @@ func (p *Provisioner) workers(ctx context.Context, n, count int, f func(q *Provi
 				if err != nil {
 					return // takes no item; the others (worker 0 always can) go on
 				}
-				q.S, q.cf = s, s.CF
+				q.S = s
 			}
 			for i := range items {
 				f(q, i)
@@ -635,7 +635,7 @@ func (p *Provisioner) workers(ctx context.Context, n, count int, f func(q *Provi
 
 func (p *Provisioner) createSpace(ctx context.Context, st *planState, name string, labels map[string]string) error {
 	p.rep().Step("Creating space " + name + " in org " + st.orgName + " as " + p.S.User)
-	sp, err := p.cf.Spaces.Create(ctx, &resource.SpaceCreate{Name: name,
+	sp, err := p.S.CF.Spaces.Create(ctx, &resource.SpaceCreate{Name: name,
 		Relationships: &resource.SpaceRelationships{Organization: &resource.ToOneRelationship{Data: &resource.Relationship{GUID: st.orgGUID}}},
 		Metadata:      labelsMeta(labels)})
 	if ce, ok := cfError(err); ok && ce.Code == codeUnprocessable && strings.Contains(ce.Detail, "unique") {
@@ -643,7 +643,7 @@ func (p *Provisioner) createSpace(ctx context.Context, st *planState, name strin
 		opts := client.NewSpaceListOptions()
 		opts.Names = client.Filter{Values: []string{name}}
 		opts.OrganizationGUIDs = client.Filter{Values: []string{st.orgGUID}}
-		sp, err = p.cf.Spaces.Single(ctx, opts)
+		sp, err = p.S.CF.Spaces.Single(ctx, opts)
 	}
 	if err != nil {
 		return classify("create space "+quote(name), err)
@@ -679,11 +679,11 @@ func (p *Provisioner) createRole(ctx context.Context, st *planState, space strin
 	}
 	origin := firstNonEmpty(r.Origin, "uaa")
 	p.rep().Step(fmt.Sprintf("Assigning role %s to user %s (%s) in space %s as %s", r.Role, r.User, origin, space, p.S.User))
-	_, err := p.cf.Roles.CreateOrganizationRoleWithUsername(ctx, st.orgGUID, r.User, resource.OrganizationRoleUser, origin)
+	_, err := p.S.CF.Roles.CreateOrganizationRoleWithUsername(ctx, st.orgGUID, r.User, resource.OrganizationRoleUser, origin)
 	if err != nil && !alreadyHasRole(err) {
 		return classify("make "+r.User+" a user of org "+st.orgName, err)
 	}
-	_, err = p.cf.Roles.CreateSpaceRoleWithUsername(ctx, sp.GUID, r.User, resource.SpaceRoleType(spaceRoleType(r.Role)), origin)
+	_, err = p.S.CF.Roles.CreateSpaceRoleWithUsername(ctx, sp.GUID, r.User, resource.SpaceRoleType(spaceRoleType(r.Role)), origin)
 	if err != nil && !alreadyHasRole(err) {
 		return classify("assign role "+r.Role+" to "+r.User, err)
 	}
@@ -758,7 +758,7 @@ func (p *Provisioner) applyInstance(ctx context.Context, st *planState, cs []*Ch
 			if tags == nil {
 				tags = []string{}
 			}
-			if _, _, err := p.cf.ServiceInstances.UpdateManaged(ctx, ic.cur.GUID, &resource.ServiceInstanceManagedUpdate{Metadata: labelsMeta(labels), Tags: tags}); err != nil {
+			if _, _, err := p.S.CF.ServiceInstances.UpdateManaged(ctx, ic.cur.GUID, &resource.ServiceInstanceManagedUpdate{Metadata: labelsMeta(labels), Tags: tags}); err != nil {
 				return classify("label service instance "+quote(in.Name), err)
 			}
 		}
@@ -874,7 +874,7 @@ func (p *Provisioner) DestroySpec(ctx context.Context, s *Spec, o ApplyOptions) 
 	res := &PlanResult{FormatVersion: FormatVersion, Spec: s.Metadata.Name, Changes: []*Change{}}
 	oopts := client.NewOrganizationListOptions()
 	oopts.Names = client.Filter{Values: []string{o.Org}}
-	orgs, err := p.cf.Organizations.ListAll(ctx, oopts)
+	orgs, err := p.S.CF.Organizations.ListAll(ctx, oopts)
 	if err != nil {
 		return nil, classify("look up organization "+quote(o.Org), err)
 	}
@@ -885,7 +885,7 @@ func (p *Provisioner) DestroySpec(ctx context.Context, s *Spec, o ApplyOptions) 
 	sopts := client.NewSpaceListOptions()
 	sopts.OrganizationGUIDs = client.Filter{Values: []string{st.orgGUID}}
 	sopts.PerPage = 5000
-	spaces, err := p.cf.Spaces.ListAll(ctx, sopts)
+	spaces, err := p.S.CF.Spaces.ListAll(ctx, sopts)
 	if err != nil {
 		return nil, classify("list spaces", err)
 	}
@@ -981,7 +981,7 @@ func kindOrder(k string) int {
 
 func (p *Provisioner) deleteSpace(ctx context.Context, sp *resource.Space) error {
 	p.rep().Step("Deleting space " + sp.Name + " as " + p.S.User)
-	job, err := p.cf.Spaces.Delete(ctx, sp.GUID)
+	job, err := p.S.CF.Spaces.Delete(ctx, sp.GUID)
 	if err != nil {
 		return classify("delete space "+quote(sp.Name), err)
 	}

@@ -70,7 +70,7 @@ func poll(ctx context.Context, clk Clock, b Backoff, check func() (bool, error))
 func (p *Provisioner) waitJob(ctx context.Context, jobGUID, what string) (*resource.Job, error) {
 	var job *resource.Job
 	err := poll(ctx, p.clock(), p.backoff(), func() (bool, error) {
-		j, err := p.cf.Jobs.Get(ctx, jobGUID)
+		j, err := p.S.CF.Jobs.Get(ctx, jobGUID)
 		if err != nil {
 			return false, classify("get job "+jobGUID, err)
 		}
@@ -106,7 +106,7 @@ func (p *Provisioner) warnings(ws []resource.JobWarning) {
 func (p *Provisioner) waitInstance(ctx context.Context, guid string) (*resource.ServiceInstance, error) {
 	var inst *resource.ServiceInstance
 	err := poll(ctx, p.clock(), p.backoff(), func() (bool, error) {
-		si, err := p.cf.ServiceInstances.Get(ctx, guid)
+		si, err := p.S.CF.ServiceInstances.Get(ctx, guid)
 		if isCode(err, codeResourceNotFound) {
 			inst = nil
 			return true, nil
@@ -125,7 +125,7 @@ func (p *Provisioner) waitInstance(ctx context.Context, guid string) (*resource.
 func (p *Provisioner) waitKey(ctx context.Context, guid string) (*resource.ServiceCredentialBinding, error) {
 	var key *resource.ServiceCredentialBinding
 	err := poll(ctx, p.clock(), p.backoff(), func() (bool, error) {
-		k, err := p.cf.ServiceCredentialBindings.Get(ctx, guid)
+		k, err := p.S.CF.ServiceCredentialBindings.Get(ctx, guid)
 		if isCode(err, codeResourceNotFound) {
 			key = nil
 			return true, nil

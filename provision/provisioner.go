@@ -9,7 +9,6 @@ import (
 	"sort"
 	"time"
 
-	"github.com/cloudfoundry/go-cfclient/v3/client"
 	"github.com/cloudfoundry/go-cfclient/v3/resource"
 
 	"github.com/xsprov/xsprov/provision/xssec"
@@ -55,14 +54,13 @@ type Provisioner struct {
 	// (ownership by a spec).
 	Labels map[string]string
 
-	cf       *client.Client
 	seenWarn map[string]bool
 	pool     *sessionPool // sessions of parallel workers, shared by clones
 }
 
 // NewProvisioner returns a Provisioner for a session.
 func NewProvisioner(s *Session, r Reporter) *Provisioner {
-	return &Provisioner{S: s, Reporter: r, cf: s.CF}
+	return &Provisioner{S: s, Reporter: r}
 }
 
 func (p *Provisioner) rep() Reporter {
@@ -90,6 +88,14 @@ func (p *Provisioner) backoff() Backoff {
 type Ref struct {
 	Org, Space string
 	Instance   string
+}
+
+// keyName is key, or the instance's default key name INSTANCE-key.
+func (r Ref) keyName(key string) string {
+	if key == "" {
+		return r.Instance + "-key"
+	}
+	return key
 }
 
 // UpRequest is what `xsprov up` converges to.
@@ -167,9 +173,7 @@ func (p *Provisioner) newResult(t Target, name string) *Result {
 // Up creates or converges the instance, creates or reuses the key, and writes
 // the credentials file.
 func (p *Provisioner) Up(ctx context.Context, req UpRequest) (*Result, error) {
-	if req.Key == "" {
-		req.Key = req.Instance + "-key"
-	}
+	req.Key = req.keyName(req.Key)
 	t, err := p.resolveTarget(ctx, req.Org, req.Space)
 	if err != nil {
 		return nil, err
@@ -308,7 +312,7 @@ func (p *Provisioner) createInstance(ctx context.Context, t Target, plan Plan, r
 		verb = "Recreating"
 	}
 	p.rep().Step(fmt.Sprintf("%s service instance %s in org %s / space %s as %s", verb, req.Instance, t.OrgName, t.SpaceName, p.S.User))
-	jobGUID, err := p.cf.ServiceInstances.CreateManaged(ctx, &resource.ServiceInstanceManagedCreate{
+	jobGUID, err := p.S.CF.ServiceInstances.CreateManaged(ctx, &resource.ServiceInstanceManagedCreate{
 		Type: "managed", Name: req.Instance, Parameters: &raw, Tags: req.Tags, Metadata: labelsMeta(p.Labels),
 		Relationships: resource.ServiceInstanceRelationships{
 			Space:       &resource.ToOneRelationship{Data: &resource.Relationship{GUID: t.SpaceGUID}},
@@ -389,7 +393,7 @@ func (p *Provisioner) converge(ctx context.Context, t Target, inst *resource.Ser
 	if tags == nil {
 		tags = []string{}
 	}
-	jobGUID, _, err := p.cf.ServiceInstances.UpdateManaged(ctx, inst.GUID, &resource.ServiceInstanceManagedUpdate{Parameters: &rm, Tags: tags})
+	jobGUID, _, err := p.S.CF.ServiceInstances.UpdateManaged(ctx, inst.GUID, &resource.ServiceInstanceManagedUpdate{Parameters: &rm, Tags: tags})
 	if isInProgress(err) || errors.Is(err, ErrResponseLost) {
 		// Someone else is changing it (or our PATCH went through unseen):
 		// wait for that, then compare again on the next run of the loop.
@@ -473,7 +477,7 @@ func joinAnd(xs []string) string {
 // not allow it (400 120004).
 func (p *Provisioner) instanceParams(ctx context.Context, guid string) (map[string]any, error) {
 	for {
-		raw, err := p.cf.ServiceInstances.GetManagedParameters(ctx, guid)
+		raw, err := p.S.CF.ServiceInstances.GetManagedParameters(ctx, guid)
 		if ce, ok := cfError(err); ok && ce.Code == 120004 {
 			return nil, nil
 		}
@@ -563,7 +567,7 @@ func (p *Provisioner) createKey(ctx context.Context, inst *resource.ServiceInsta
 		raw := json.RawMessage(b)
 		create.Parameters = &raw
 	}
-	jobGUID, _, err := p.cf.ServiceCredentialBindings.Create(ctx, create)
+	jobGUID, _, err := p.S.CF.ServiceCredentialBindings.Create(ctx, create)
 	switch {
 	case isNameTaken(err), errors.Is(err, ErrResponseLost):
 		p.rep().Info("Service key " + name + " appeared meanwhile; converging on it.")
@@ -599,7 +603,7 @@ func (p *Provisioner) createKey(ctx context.Context, inst *resource.ServiceInsta
 func (p *Provisioner) deleteKey(ctx context.Context, key *resource.ServiceCredentialBinding, instName string) error {
 	name := keyName(key, key.GUID)
 	p.rep().Step(fmt.Sprintf("Deleting key %s for service instance %s as %s", name, instName, p.S.User))
-	jobGUID, err := p.cf.ServiceCredentialBindings.Delete(ctx, key.GUID)
+	jobGUID, err := p.S.CF.ServiceCredentialBindings.Delete(ctx, key.GUID)
 	if isCode(err, codeResourceNotFound) {
 		p.rep().Done()
 		return nil
@@ -635,7 +639,7 @@ func (p *Provisioner) deleteKey(ctx context.Context, key *resource.ServiceCreden
 
 // fetchAndWrite reads a key's credentials and writes the credentials file.
 func (p *Provisioner) fetchAndWrite(ctx context.Context, key *resource.ServiceCredentialBinding, out Output, res *Result) error {
-	det, err := p.cf.ServiceCredentialBindings.GetDetails(ctx, key.GUID)
+	det, err := p.S.CF.ServiceCredentialBindings.GetDetails(ctx, key.GUID)
 	if err != nil {
 		return classify("read credentials of service key "+quote(keyName(key, "")), err)
 	}
@@ -731,9 +735,7 @@ type DownRequest struct {
 // Down deletes the key(s) and the instance, and removes the credentials file
 // once Cloud Foundry confirmed the deletion.
 func (p *Provisioner) Down(ctx context.Context, req DownRequest) (*Result, error) {
-	if req.Key == "" {
-		req.Key = req.Instance + "-key"
-	}
+	req.Key = req.keyName(req.Key)
 	t, inst, err := p.locate(ctx, req.Ref, false)
 	if err != nil {
 		return nil, err
@@ -800,7 +802,7 @@ func (p *Provisioner) deleteInstance(ctx context.Context, inst *resource.Service
 			inst = si
 		}
 		p.rep().Step(fmt.Sprintf("Deleting service instance %s as %s", inst.Name, p.S.User))
-		jobGUID, err := p.cf.ServiceInstances.Delete(ctx, inst.GUID)
+		jobGUID, err := p.S.CF.ServiceInstances.Delete(ctx, inst.GUID)
 		switch {
 		case isCode(err, codeResourceNotFound):
 			p.rep().Done()
@@ -835,9 +837,7 @@ type CredsRequest struct {
 
 // Creds reads the key's credentials and (re)writes the file.
 func (p *Provisioner) Creds(ctx context.Context, req CredsRequest) (*Result, error) {
-	if req.Key == "" {
-		req.Key = req.Instance + "-key"
-	}
+	req.Key = req.keyName(req.Key)
 	t, inst, err := p.locate(ctx, req.Ref, true)
 	if err != nil {
 		return nil, err
@@ -928,9 +928,7 @@ type FileState struct {
 
 // Status reports the state of an instance and its keys.
 func (p *Provisioner) Status(ctx context.Context, req StatusRequest) (*Status, error) {
-	if req.Key == "" {
-		req.Key = req.Instance + "-key"
-	}
+	req.Key = req.keyName(req.Key)
 	t, inst, err := p.locate(ctx, req.Ref, false)
 	if err != nil {
 		return nil, err
@@ -950,7 +948,7 @@ func (p *Provisioner) Status(ctx context.Context, req StatusRequest) (*Status, e
 	}
 	st.Exists = true
 	is := &InstState{Name: inst.Name, GUID: inst.GUID, LastOperation: opView(inst.LastOperation)}
-	plan, off, err := p.cf.ServicePlans.GetIncludeServiceOffering(ctx, inst.Relationships.ServicePlan.Data.GUID)
+	plan, off, err := p.S.CF.ServicePlans.GetIncludeServiceOffering(ctx, inst.Relationships.ServicePlan.Data.GUID)
 	if err != nil {
 		return nil, classify("read service plan of instance", err)
 	}

@@ -58,9 +58,7 @@ func RotatedName(base string, t time.Time) string {
 // deleting keys whose grace ran out). A failure at any step leaves a working
 // credentials file and names what is left to clean up.
 func (p *Provisioner) Rotate(ctx context.Context, req RotateRequest) (*RotateResult, error) {
-	if req.Key == "" {
-		req.Key = req.Instance + "-key"
-	}
+	req.Key = req.keyName(req.Key)
 	t, inst, err := p.locate(ctx, req.Ref, true)
 	if err != nil {
 		return nil, err
@@ -80,7 +78,7 @@ func (p *Provisioner) Rotate(ctx context.Context, req RotateRequest) (*RotateRes
 	if old != nil {
 		res.Replaced = *old.Name
 		if params == nil {
-			if raw, err := p.cf.ServiceCredentialBindings.GetParameters(ctx, old.GUID); err == nil && raw != nil {
+			if raw, err := p.S.CF.ServiceCredentialBindings.GetParameters(ctx, old.GUID); err == nil && raw != nil {
 				params = map[string]any{}
 				_ = jsonUnmarshal(*raw, &params)
 			}
@@ -110,7 +108,7 @@ func (p *Provisioner) Rotate(ctx context.Context, req RotateRequest) (*RotateRes
 	// replace working credentials.
 	r := p.newResult(t, req.Instance)
 	r.Instance.Offering = "xsuaa"
-	det, err := p.cf.ServiceCredentialBindings.GetDetails(ctx, key.GUID)
+	det, err := p.S.CF.ServiceCredentialBindings.GetDetails(ctx, key.GUID)
 	if err != nil {
 		return nil, &Hinted{Err: fmt.Errorf("rotate: read credentials of key %q: %w", name, classify("get details", err)), Hint: keep + "; the new key " + quote(name) + " is left: run rotate again or delete it"}
 	}
@@ -195,7 +193,7 @@ func retireAfter(k *resource.ServiceCredentialBinding) (time.Time, bool) {
 }
 
 func (p *Provisioner) label(ctx context.Context, k *resource.ServiceCredentialBinding, retire string) error {
-	_, err := p.cf.ServiceCredentialBindings.Update(ctx, k.GUID, &resource.ServiceCredentialBindingUpdate{
+	_, err := p.S.CF.ServiceCredentialBindings.Update(ctx, k.GUID, &resource.ServiceCredentialBindingUpdate{
 		Metadata: &resource.Metadata{Labels: map[string]*string{RetireLabel: &retire}},
 	})
 	return classify("label key", err)

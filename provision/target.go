@@ -33,7 +33,7 @@ func (p *Provisioner) resolveTarget(ctx context.Context, org, space string) (Tar
 	opts.Names = client.Filter{Values: []string{space}}
 	opts.Include = resource.SpaceIncludeOrganization
 	opts.PerPage = 5000
-	spaces, orgs, _, err := p.cf.Spaces.ListIncludeOrganizations(ctx, opts)
+	spaces, orgs, _, err := p.S.CF.Spaces.ListIncludeOrganizations(ctx, opts)
 	if err != nil {
 		return Target{}, classify("look up space "+quote(space), err)
 	}
@@ -51,7 +51,7 @@ func (p *Provisioner) resolveTarget(ctx context.Context, org, space string) (Tar
 }
 
 func (p *Provisioner) targetNotFound(ctx context.Context, org, space string) error {
-	all, err := p.cf.Organizations.ListAll(ctx, nil)
+	all, err := p.S.CF.Organizations.ListAll(ctx, nil)
 	if err != nil {
 		return classify("list organizations", err)
 	}
@@ -68,7 +68,7 @@ func (p *Provisioner) targetNotFound(ctx context.Context, org, space string) err
 	}
 	opts := client.NewSpaceListOptions()
 	opts.OrganizationGUIDs = client.Filter{Values: []string{found.GUID}}
-	spaces, err := p.cf.Spaces.ListAll(ctx, opts)
+	spaces, err := p.S.CF.Spaces.ListAll(ctx, opts)
 	if err != nil {
 		return classify("list spaces", err)
 	}
@@ -89,7 +89,7 @@ func (p *Provisioner) resolvePlan(ctx context.Context, t Target, offering, plan,
 		opts.ServiceBrokerNames = client.Filter{Values: []string{broker}}
 	}
 	opts.Include = resource.ServicePlanIncludeServiceOffering
-	plans, offs, _, err := p.cf.ServicePlans.ListIncludeServiceOffering(ctx, opts)
+	plans, offs, _, err := p.S.CF.ServicePlans.ListIncludeServiceOffering(ctx, opts)
 	if err != nil {
 		return Plan{}, classify("look up service plan "+quote(plan), err)
 	}
@@ -124,7 +124,7 @@ func (p *Provisioner) resolvePlan(ctx context.Context, t Target, offering, plan,
 }
 
 func (p *Provisioner) brokerNames(ctx context.Context, guids []string) ([]string, error) {
-	bs, err := p.cf.ServiceBrokers.ListAll(ctx, nil)
+	bs, err := p.S.CF.ServiceBrokers.ListAll(ctx, nil)
 	if err != nil {
 		return nil, classify("list service brokers", err)
 	}
@@ -148,7 +148,7 @@ func (p *Provisioner) planNotFound(ctx context.Context, t Target, offering, plan
 	if broker != "" {
 		opts.ServiceBrokerNames = client.Filter{Values: []string{broker}}
 	}
-	visible, err := p.cf.ServicePlans.ListAll(ctx, opts)
+	visible, err := p.S.CF.ServicePlans.ListAll(ctx, opts)
 	if err != nil {
 		return classify("list service plans", err)
 	}
@@ -175,7 +175,7 @@ func (p *Provisioner) findInstance(ctx context.Context, t Target, name string) (
 	opts := client.NewServiceInstanceListOptions()
 	opts.Names = client.Filter{Values: []string{name}}
 	opts.SpaceGUIDs = client.Filter{Values: []string{t.SpaceGUID}}
-	list, _, err := p.cf.ServiceInstances.List(ctx, opts)
+	list, _, err := p.S.CF.ServiceInstances.List(ctx, opts)
 	if err != nil {
 		return nil, classify("look up service instance "+quote(name), err)
 	}
@@ -193,7 +193,7 @@ func (p *Provisioner) keysOf(ctx context.Context, instGUID string) ([]*resource.
 	opts.ServiceInstanceGUIDs = client.Filter{Values: []string{instGUID}}
 	opts.Type = client.Filter{Values: []string{"key"}}
 	opts.PerPage = 5000
-	keys, err := p.cf.ServiceCredentialBindings.ListAll(ctx, opts)
+	keys, err := p.S.CF.ServiceCredentialBindings.ListAll(ctx, opts)
 	if err != nil {
 		return nil, classify("list service keys", err)
 	}
