@@ -53,7 +53,7 @@ type Change struct {
 	key    *SpecKey
 	cur    *resource.ServiceInstance
 	curKey *resource.ServiceCredentialBinding
-	err    error
+	creds  map[string]any // credentials the plan read for a file change
 }
 
 // Changed tells whether the change does something.
@@ -374,7 +374,8 @@ func (p *Provisioner) planInstance(ctx context.Context, st *planState, in *SpecI
 		fc := &Change{Kind: "file", Address: "file " + k.Out, Action: ActNoop, inst: in, key: k}
 		if kc.Action != ActNoop {
 			fc.Action = map[bool]string{true: ActUpdate, false: ActCreate}[fileExists(k.Out)]
-		} else if changed, reason := p.fileDiffers(ctx, ck, k, in); changed {
+		} else if changed, reason, creds := p.fileDiffers(ctx, ck, k, in); changed {
+			fc.creds = creds
 			fc.Action, fc.Reason = map[bool]string{true: ActUpdate, false: ActCreate}[fileExists(k.Out)], reason
 		}
 		out = append(out, fc)
@@ -388,20 +389,21 @@ func fileExists(p string) bool {
 }
 
 // fileDiffers compares a key's credentials file with what would be written.
-func (p *Provisioner) fileDiffers(ctx context.Context, k *resource.ServiceCredentialBinding, sk *SpecKey, in *SpecInstance) (bool, string) {
+// It returns the credentials it read, so that apply need not read them again.
+func (p *Provisioner) fileDiffers(ctx context.Context, k *resource.ServiceCredentialBinding, sk *SpecKey, in *SpecInstance) (bool, string, map[string]any) {
 	prev, err := os.ReadFile(sk.Out)
 	if err != nil {
-		return true, "the file is missing"
+		return true, "the file is missing", nil
 	}
 	det, err := p.S.CF.ServiceCredentialBindings.GetDetails(ctx, k.GUID)
 	if err != nil {
-		return true, "the key's credentials cannot be read: " + err.Error()
+		return true, "the key's credentials cannot be read: " + err.Error(), nil
 	}
 	want, err := Render(det.Credentials, specOutput(sk, in))
 	if err != nil || string(want) != string(prev) {
-		return true, "the file differs from the key's credentials"
+		return true, "the file differs from the key's credentials", det.Credentials
 	}
-	return false, ""
+	return false, "", nil
 }
 
 func specOutput(k *SpecKey, in *SpecInstance) Output {
@@ -557,7 +559,7 @@ func (r prefixReporter) Warn(m string) { r.inner.Warn(r.prefix + m) }
 
 func (p *Provisioner) run(c *Change, f func() error) {
 	if err := f(); err != nil {
-		c.Result, c.Error, c.err = "failed", err.Error(), err
+		c.Result, c.Error = "failed", err.Error()
 		p.rep().Warn(c.Address + ": " + err.Error())
 		return
 	}
@@ -833,7 +835,17 @@ func (p *Provisioner) applyInstance(ctx context.Context, st *planState, cs []*Ch
 		}
 		p.run(fc, func() error {
 			r := &Result{Instance: InstanceResult{Name: in.Name, Offering: in.Offering, Plan: in.Plan}}
-			if err := p.fetchAndWrite(ctx, key, specOutput(k, in), r); err != nil {
+			var err error
+			if fc.creds != nil && !kc.Changed() {
+				// the plan read them already
+				if p.OnSecrets != nil {
+					p.OnSecrets(SecretValues(fc.creds))
+				}
+				err = p.writeCreds(fc.creds, specOutput(k, in), r)
+			} else {
+				err = p.fetchAndWrite(ctx, key, specOutput(k, in), r)
+			}
+			if err != nil {
 				return err
 			}
 			return p.verify(ctx, r)
