@@ -94,6 +94,9 @@ func FetchToken(ctx context.Context, base http.RoundTripper, req TokenRequest, t
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = tcfg
+	// one transport per call (a key's client certificate is part of it):
+	// close its connection when done instead of leaving it idle
+	defer tr.CloseIdleConnections()
 	var rt http.RoundTripper = tr
 	if t, ok := base.(*Transport); ok {
 		cp := &Transport{Base: tr, Clock: t.Clock, Done: t.Done, Deadline: t.Deadline, MaxRetries: t.MaxRetries, Trace: t.Trace}
