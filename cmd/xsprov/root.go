@@ -194,52 +194,71 @@ func (f *Factory) resolveFor(t targetFlags, needSpace bool) (*settings, error) {
 	if s.org == "" || (needSpace && s.space == "") {
 		return nil, provision.Usagef("no org and space: use --org and --space, set CF_ORG and CF_SPACE, or run 'cf target -o ORG -s SPACE'")
 	}
+	if s.auth, err = f.resolveAuth(t, s.sim, cfHome); err != nil {
+		return nil, err
+	}
+	if s.trace, err = f.resolveTrace(t); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// resolveAuth picks the login: client credentials, user and password, the
+// simulator's client, or the cf CLI's saved login.
+func (f *Factory) resolveAuth(t targetFlags, sim bool, cfHome string) (provision.Auth, error) {
+	var auth provision.Auth
 	switch {
 	case t.ClientID != "":
 		secret := f.getenv("CF_CLIENT_SECRET")
 		if t.ClientSecretFile != "" {
 			b, err := os.ReadFile(t.ClientSecretFile)
 			if err != nil {
-				return nil, flagErrorf("--client-secret-file: %v", err)
+				return auth, flagErrorf("--client-secret-file: %v", err)
 			}
 			secret = strings.TrimRight(string(b), "\r\n")
 		}
 		if secret == "" {
-			return nil, flagErrorf("--client-id %s needs --client-secret-file or $CF_CLIENT_SECRET", t.ClientID)
+			return auth, flagErrorf("--client-id %s needs --client-secret-file or $CF_CLIENT_SECRET", t.ClientID)
 		}
-		s.auth = provision.Auth{ClientID: t.ClientID, ClientSecret: secret}
+		auth = provision.Auth{ClientID: t.ClientID, ClientSecret: secret}
 	case t.ClientSecretFile != "":
-		return nil, flagErrorf("--client-secret-file needs --client-id")
+		return auth, flagErrorf("--client-secret-file needs --client-id")
 	case f.getenv("CF_CLIENT_ID") != "":
 		if f.getenv("CF_CLIENT_SECRET") == "" {
-			return nil, provision.Usagef("CF_CLIENT_ID is set but CF_CLIENT_SECRET is empty")
+			return auth, provision.Usagef("CF_CLIENT_ID is set but CF_CLIENT_SECRET is empty")
 		}
-		s.auth = provision.Auth{ClientID: f.getenv("CF_CLIENT_ID"), ClientSecret: f.getenv("CF_CLIENT_SECRET")}
+		auth = provision.Auth{ClientID: f.getenv("CF_CLIENT_ID"), ClientSecret: f.getenv("CF_CLIENT_SECRET")}
 	case f.getenv("CF_USERNAME") != "":
 		if f.getenv("CF_PASSWORD") == "" {
-			return nil, provision.Usagef("CF_USERNAME is set but CF_PASSWORD is empty")
+			return auth, provision.Usagef("CF_USERNAME is set but CF_PASSWORD is empty")
 		}
-		s.auth = provision.Auth{Username: f.getenv("CF_USERNAME"), Password: f.getenv("CF_PASSWORD"), Origin: t.Origin}
-	case s.sim:
-		s.auth = provision.Auth{ClientID: cfsim.CIClientID, ClientSecret: cfsim.CIClientSecret}
+		auth = provision.Auth{Username: f.getenv("CF_USERNAME"), Password: f.getenv("CF_PASSWORD"), Origin: t.Origin}
+	case sim:
+		auth = provision.Auth{ClientID: cfsim.CIClientID, ClientSecret: cfsim.CIClientSecret}
 	default:
-		s.auth = provision.Auth{CFHome: cfHome}
+		auth = provision.Auth{CFHome: cfHome}
 	}
-	if t.Origin != "" && s.auth.Username == "" {
-		return nil, flagErrorf("--origin applies to CF_USERNAME/CF_PASSWORD logins only")
+	if t.Origin != "" && auth.Username == "" {
+		return auth, flagErrorf("--origin applies to CF_USERNAME/CF_PASSWORD logins only")
 	}
+	return auth, nil
+}
+
+// resolveTrace: --trace or CF_TRACE=true trace to stderr, CF_TRACE=PATH to
+// a file.
+func (f *Factory) resolveTrace(t targetFlags) (io.Writer, error) {
 	switch tr := f.getenv("CF_TRACE"); {
 	case t.Trace || strings.EqualFold(tr, "true"):
-		s.trace = f.IO.ErrOut
+		return f.IO.ErrOut, nil
 	case tr != "" && !strings.EqualFold(tr, "false"):
 		fh, err := os.OpenFile(tr, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 		if err != nil {
 			return nil, provision.Usagef("CF_TRACE: cannot open trace file: %v", err)
 		}
 		f.closers = append(f.closers, func() { fh.Close() })
-		s.trace = fh
+		return fh, nil
 	}
-	return s, nil
+	return nil, nil
 }
 
 func firstOf(vs ...string) string {
@@ -255,7 +274,6 @@ func firstOf(vs ...string) string {
 type conn struct {
 	prov *provision.Provisioner
 	rep  *reporter
-	set  *settings
 }
 
 // connect starts the embedded simulator when asked, logs in, and returns a
@@ -295,7 +313,7 @@ func (f *Factory) connect(ctx context.Context, s *settings) (*conn, error) {
 		roots = f.simCA
 	}
 	p.TokenTLS = provision.TLSOptions{RootCAs: roots, SkipVerify: s.skipSSL}
-	return &conn{prov: p, rep: rep, set: s}, nil
+	return &conn{prov: p, rep: rep}, nil
 }
 
 func (f *Factory) simStatePath() string {
