@@ -535,13 +535,31 @@ func (s *Sim) fieldsIncluded(q url.Values, insts []*Instance) map[string]any {
 	return inc
 }
 
+// instanceOr404 returns the instance the path names, or answers 404 and
+// returns nil. Callers hold s.mu.
+func (s *Sim) instanceOr404(req *request) *Instance {
+	i := s.st.Instances[req.params[0]]
+	if i == nil {
+		writeError(req.w, errInstanceNotFound())
+	}
+	return i
+}
+
+// keyOr404 is instanceOr404 for keys.
+func (s *Sim) keyOr404(req *request) *Key {
+	k := s.st.Keys[req.params[0]]
+	if k == nil {
+		writeError(req.w, errKeyNotFound())
+	}
+	return k
+}
+
 func (s *Sim) getInstance(req *request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.advance()
-	i := s.st.Instances[req.params[0]]
+	i := s.instanceOr404(req)
 	if i == nil {
-		writeError(req.w, errInstanceNotFound())
 		return
 	}
 	r := s.renderInstance(req.base, i)
@@ -633,9 +651,8 @@ func (s *Sim) getKey(req *request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.advance()
-	k := s.st.Keys[req.params[0]]
+	k := s.keyOr404(req)
 	if k == nil {
-		writeError(req.w, errKeyNotFound())
 		return
 	}
 	r := s.renderKey(req.base, k)
@@ -903,9 +920,8 @@ func (s *Sim) updateInstance(req *request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.advance()
-	i := s.st.Instances[req.params[0]]
+	i := s.instanceOr404(req)
 	if i == nil {
-		writeError(req.w, errInstanceNotFound())
 		return
 	}
 	if i.LastOp.Type == "create" && i.LastOp.State == "failed" {
@@ -967,9 +983,8 @@ func (s *Sim) deleteInstance(req *request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.advance()
-	i := s.st.Instances[req.params[0]]
+	i := s.instanceOr404(req)
 	if i == nil {
-		writeError(req.w, errInstanceNotFound())
 		return
 	}
 	if req.r.URL.Query().Get("purge") == "true" {
@@ -1067,9 +1082,8 @@ func (s *Sim) deleteKey(req *request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.advance()
-	k := s.st.Keys[req.params[0]]
+	k := s.keyOr404(req)
 	if k == nil {
-		writeError(req.w, errKeyNotFound())
 		return
 	}
 	if k.Busy != "" {
@@ -1097,9 +1111,8 @@ func (s *Sim) updateKey(req *request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.advance()
-	k := s.st.Keys[req.params[0]]
+	k := s.keyOr404(req)
 	if k == nil {
-		writeError(req.w, errKeyNotFound())
 		return
 	}
 	if aerr := applyMetadata(&k.meta, body["metadata"]); aerr != nil {
