@@ -178,7 +178,7 @@ func (o *UpOptions) request(rep provision.Reporter, s *settings) (provision.UpRe
 		return provision.UpRequest{}, err
 	}
 	for _, w := range warnings {
-		rep.Warn("xs-security.json " + w.Path + ": " + w.Message) // the broker words it so too
+		rep.Warn(w.Describe())
 	}
 	keyParams, err := provision.ParseKeyParams(o.KeyParams)
 	if err != nil {

@@ -170,7 +170,7 @@ func (s *Sim) descriptorError(p map[string]any) string {
 func descriptorWarnings(p map[string]any) []string {
 	var out []string
 	for _, w := range xssec.Validate(p).Warnings() {
-		out = append(out, "xs-security.json "+w.Path+": "+w.Message)
+		out = append(out, w.Describe())
 	}
 	return out
 }

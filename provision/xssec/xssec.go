@@ -47,6 +47,10 @@ func (p Problem) String() string {
 	return fmt.Sprintf("%s: %s: %s", p.Severity, loc, p.Message)
 }
 
+// Describe words a problem as the broker does in its warnings, so the same
+// finding from xsprov's preflight and from the broker reads the same.
+func (p Problem) Describe() string { return "xs-security.json " + p.Path + ": " + p.Message }
+
 // Problems is the result of a validation. As an error it lists the errors.
 type Problems []Problem
 
