@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/xsprov/xsprov/provision"
-	"github.com/xsprov/xsprov/provision/xssec"
 )
 
 // StatusOptions are the inputs of `xsprov status`.
@@ -77,16 +76,8 @@ func statusRun(ctx context.Context, f *Factory, o *StatusOptions) error {
 	if o.ParamsFile != "" || o.Templates.Template != "" || o.XSAppName != "" || o.TenantMode != "" || len(o.ForeignScopes) > 0 {
 		in := provision.ParamsInput{File: o.ParamsFile, XSAppName: o.XSAppName,
 			TenantMode: o.TenantMode, ForeignScopes: o.ForeignScopes, Instance: o.Instance}
-		if o.Templates.Template != "" {
-			raw, err := o.Templates.render(o.Templates.Template)
-			if err != nil {
-				return err
-			}
-			d, ps := xssec.Parse(raw)
-			if ps != nil {
-				return &provision.UsageError{Msg: "template " + o.Templates.Template + " does not render to a JSON object:\n" + problemLines(ps)}
-			}
-			in.Inline, in.Source = d, "template "+o.Templates.Template
+		if err := o.Templates.into(&in); err != nil {
+			return err
 		}
 		desired, _, err = provision.BuildParams(in)
 		if err != nil {

@@ -47,6 +47,24 @@ func (t *templateFlags) render(name string) ([]byte, error) {
 	return out, nil
 }
 
+// into renders --template, when given, as the parameters of in (flags still
+// override its fields).
+func (t *templateFlags) into(in *provision.ParamsInput) error {
+	if t.Template == "" {
+		return nil
+	}
+	raw, err := t.render(t.Template)
+	if err != nil {
+		return err
+	}
+	d, ps := xssec.Parse(raw)
+	if ps != nil {
+		return &provision.UsageError{Msg: "template " + t.Template + " does not render to a JSON object:\n" + problemLines(ps)}
+	}
+	in.Inline, in.Source = d, "template "+t.Template
+	return nil
+}
+
 // usage turns a template error into a usage error (exit 2).
 func usage(err error) error {
 	var te *templates.Error

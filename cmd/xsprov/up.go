@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/xsprov/xsprov/provision"
-	"github.com/xsprov/xsprov/provision/xssec"
 )
 
 // UpOptions are the inputs of `xsprov up`.
@@ -162,16 +161,8 @@ func (o *UpOptions) request(rep provision.Reporter, s *settings) (provision.UpRe
 		File: o.ParamsFile, XSAppName: o.XSAppName, TenantMode: o.TenantMode,
 		ForeignScopes: o.ForeignScopes, Instance: o.Instance,
 	}
-	if o.Templates.Template != "" {
-		raw, err := o.Templates.render(o.Templates.Template)
-		if err != nil {
-			return provision.UpRequest{}, err
-		}
-		d, ps := xssec.Parse(raw)
-		if ps != nil {
-			return provision.UpRequest{}, &provision.UsageError{Msg: "template " + o.Templates.Template + " does not render to a JSON object:\n" + problemLines(ps)}
-		}
-		in.Inline, in.Source = d, "template "+o.Templates.Template
+	if err := o.Templates.into(&in); err != nil {
+		return provision.UpRequest{}, err
 	}
 	params, warnings, err := provision.BuildParams(in)
 	if err != nil {
