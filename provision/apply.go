@@ -176,9 +176,13 @@ func (p *Provisioner) plan(ctx context.Context, s *Spec, o ApplyOptions) (*PlanR
 	if err != nil {
 		return nil, nil, err
 	}
+	keys, err := p.keysOfMany(ctx, st, mine, existing)
+	if err != nil {
+		return nil, nil, err
+	}
 	changes := make([][]*Change, len(mine))
 	p.workers(ctx, o.Parallel, len(mine), func(q *Provisioner, i int) {
-		changes[i] = q.planInstance(ctx, st, mine[i], existing)
+		changes[i] = q.planInstance(ctx, st, mine[i], existing, keys)
 	})
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
@@ -269,7 +273,39 @@ func (p *Provisioner) instancesIn(ctx context.Context, st *planState) (map[strin
 	return out, nil
 }
 
-func (p *Provisioner) planInstance(ctx context.Context, st *planState, in *SpecInstance, existing map[string]*resource.ServiceInstance) []*Change {
+// keysOfMany lists the keys of the spec's existing instances in a few
+// requests (many instance GUIDs per filter), by instance GUID.
+func (p *Provisioner) keysOfMany(ctx context.Context, st *planState, ins []*SpecInstance, existing map[string]*resource.ServiceInstance) (map[string][]*resource.ServiceCredentialBinding, error) {
+	var guids []string
+	for _, in := range ins {
+		if sp := st.spaces[strings.ToLower(in.Space)]; sp != nil {
+			if si := existing[sp.GUID+"/"+in.Name]; si != nil {
+				guids = append(guids, si.GUID)
+			}
+		}
+	}
+	out := map[string][]*resource.ServiceCredentialBinding{}
+	const batch = 100 // keeps the URL well below common limits
+	for lo := 0; lo < len(guids); lo += batch {
+		opts := client.NewServiceCredentialBindingListOptions()
+		opts.ServiceInstanceGUIDs = client.Filter{Values: guids[lo:min(lo+batch, len(guids))]}
+		opts.Type = client.Filter{Values: []string{"key"}}
+		opts.PerPage = 5000
+		keys, err := p.S.CF.ServiceCredentialBindings.ListAll(ctx, opts)
+		if err != nil {
+			return nil, classify("list service keys", err)
+		}
+		for _, k := range keys {
+			if k.Relationships.ServiceInstance != nil && k.Relationships.ServiceInstance.Data != nil {
+				g := k.Relationships.ServiceInstance.Data.GUID
+				out[g] = append(out[g], k)
+			}
+		}
+	}
+	return out, nil
+}
+
+func (p *Provisioner) planInstance(ctx context.Context, st *planState, in *SpecInstance, existing map[string]*resource.ServiceInstance, keysByInst map[string][]*resource.ServiceCredentialBinding) []*Change {
 	addr := instAddr(in.Space, in.Name)
 	c := &Change{Kind: "instance", Address: addr, Action: ActNoop, inst: in}
 	out := []*Change{c}
@@ -347,11 +383,7 @@ func (p *Provisioner) planInstance(ctx context.Context, st *planState, in *SpecI
 		}
 	}
 	// Keys of an instance that stays.
-	keys, err := p.keysOf(ctx, cur.GUID)
-	if err != nil {
-		c.Action, c.Reason = ActError, err.Error()
-		return out
-	}
+	keys := keysByInst[cur.GUID]
 	now := p.clock().Now()
 	for _, k := range in.Keys {
 		kc := &Change{Kind: "key", Address: "key " + in.Space + "/" + in.Name + "/" + k.Name, Action: ActNoop, inst: in, key: k}
