@@ -120,9 +120,10 @@ func (p *Provisioner) PlanSpec(ctx context.Context, s *Spec, o ApplyOptions) (*P
 	return res, err
 }
 
-func (p *Provisioner) plan(ctx context.Context, s *Spec, o ApplyOptions) (*PlanResult, *planState, error) {
+// loadOrg finds the spec's org and its spaces: what plan and destroy start
+// from.
+func (p *Provisioner) loadOrg(ctx context.Context, s *Spec, o ApplyOptions) (*planState, *PlanResult, error) {
 	st := &planState{spec: s, opts: o, spaces: map[string]*resource.Space{}, plans: map[string]Plan{}}
-	res := &PlanResult{FormatVersion: FormatVersion, Spec: s.Metadata.Name, Changes: []*Change{}}
 	oopts := client.NewOrganizationListOptions()
 	oopts.Names = client.Filter{Values: []string{o.Org}}
 	orgs, err := p.S.CF.Organizations.ListAll(ctx, oopts)
@@ -133,7 +134,6 @@ func (p *Provisioner) plan(ctx context.Context, s *Spec, o ApplyOptions) (*PlanR
 		return nil, nil, p.targetNotFound(ctx, o.Org, "-")
 	}
 	st.orgName, st.orgGUID = orgs[0].Name, orgs[0].GUID
-	res.Org = st.orgName
 	sopts := client.NewSpaceListOptions()
 	sopts.OrganizationGUIDs = client.Filter{Values: []string{st.orgGUID}}
 	sopts.PerPage = 5000
@@ -143,6 +143,14 @@ func (p *Provisioner) plan(ctx context.Context, s *Spec, o ApplyOptions) (*PlanR
 	}
 	for _, sp := range spaces {
 		st.spaces[strings.ToLower(sp.Name)] = sp
+	}
+	return st, &PlanResult{FormatVersion: FormatVersion, Spec: s.Metadata.Name, Org: st.orgName, Changes: []*Change{}}, nil
+}
+
+func (p *Provisioner) plan(ctx context.Context, s *Spec, o ApplyOptions) (*PlanResult, *planState, error) {
+	st, res, err := p.loadOrg(ctx, s, o)
+	if err != nil {
+		return nil, nil, err
 	}
 	// Spaces and roles.
 	roleSet, err := p.existingRoles(ctx, st)
@@ -914,27 +922,9 @@ func (p *Provisioner) cachedPlan(ctx context.Context, st *planState, t Target, i
 // DeleteSpaces the spaces the spec created. Unlabelled resources are never
 // touched.
 func (p *Provisioner) DestroySpec(ctx context.Context, s *Spec, o ApplyOptions) (*PlanResult, error) {
-	st := &planState{spec: s, opts: o, spaces: map[string]*resource.Space{}}
-	res := &PlanResult{FormatVersion: FormatVersion, Spec: s.Metadata.Name, Changes: []*Change{}}
-	oopts := client.NewOrganizationListOptions()
-	oopts.Names = client.Filter{Values: []string{o.Org}}
-	orgs, err := p.S.CF.Organizations.ListAll(ctx, oopts)
+	st, res, err := p.loadOrg(ctx, s, o)
 	if err != nil {
-		return nil, classify("look up organization "+quote(o.Org), err)
-	}
-	if len(orgs) == 0 {
-		return nil, p.targetNotFound(ctx, o.Org, "-")
-	}
-	st.orgName, st.orgGUID, res.Org = orgs[0].Name, orgs[0].GUID, orgs[0].Name
-	sopts := client.NewSpaceListOptions()
-	sopts.OrganizationGUIDs = client.Filter{Values: []string{st.orgGUID}}
-	sopts.PerPage = 5000
-	spaces, err := p.S.CF.Spaces.ListAll(ctx, sopts)
-	if err != nil {
-		return nil, classify("list spaces", err)
-	}
-	for _, sp := range spaces {
-		st.spaces[strings.ToLower(sp.Name)] = sp
+		return nil, err
 	}
 	existing, err := p.instancesIn(ctx, st)
 	if err != nil {
