@@ -8,7 +8,10 @@ import (
 	"time"
 
 	"github.com/xsprov/xsprov/provision"
+	"github.com/xsprov/xsprov/provision/apply"
+	"github.com/xsprov/xsprov/provision/cfapi"
 	"github.com/xsprov/xsprov/provision/cfsim"
+	"github.com/xsprov/xsprov/provision/spec"
 )
 
 // TestApplyParallelAcrossTokenExpiry applies instances in parallel while the
@@ -17,16 +20,19 @@ import (
 func TestApplyParallelAcrossTokenExpiry(t *testing.T) {
 	e := newFaultEnv(t, cfsim.WithBrokerDelay(20*time.Minute), cfsim.WithTokenLifetime(5*time.Minute))
 	p := e.provisioner(t)
+	runner := apply.New(p.Session(), nil, func(s *cfapi.Session, r provision.Reporter, labels map[string]string) apply.Engine {
+		return provision.New(s, provision.WithReporter(r), provision.WithLabels(labels))
+	})
 	var b strings.Builder
 	b.WriteString("apiVersion: xsprov/v1\nmetadata: {name: expiry}\ninstances:\n")
 	for i := 0; i < 8; i++ {
 		fmt.Fprintf(&b, "  - {name: t%d, space: dev, parameters: {xsappname: t%d}, keys: [{name: t%d-key}]}\n", i, i, i)
 	}
-	spec, err := provision.ParseSpec(e.dir+"/spec.yaml", []byte(b.String()), nil)
+	sp, err := spec.Parse(e.dir+"/spec.yaml", []byte(b.String()), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := p.ApplySpec(context.Background(), spec, provision.ApplyOptions{Org: "acme", Parallel: 4})
+	res, err := runner.Apply(context.Background(), sp, apply.Options{Org: "acme", Parallel: 4})
 	if err != nil {
 		t.Fatal(err)
 	}

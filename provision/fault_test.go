@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/xsprov/xsprov/provision"
+	"github.com/xsprov/xsprov/provision/cfapi"
 	"github.com/xsprov/xsprov/provision/cfsim"
 )
 
@@ -57,14 +58,12 @@ func newFaultEnv(t *testing.T, opts ...cfsim.Option) *faultEnv {
 
 func (e *faultEnv) provisioner(t *testing.T) *provision.Provisioner {
 	t.Helper()
-	tr := &provision.Transport{Clock: e.clk, MaxRetries: 50}
-	hc := provision.NewHTTPClient(tr, false)
-	s, err := provision.Connect(context.Background(), e.srv.URL, ciAuth, hc, false)
+	hc := cfapi.NewHTTPClient(cfapi.HTTPOptions{Clock: e.clk, MaxRetries: 50})
+	s, err := cfapi.Connect(context.Background(), e.srv.URL, ciAuth, hc, cfapi.Options{Clock: e.clk})
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}
-	p := provision.NewProvisioner(s, nil)
-	p.Clock = e.clk
+	p := provision.New(s)
 	return p
 }
 
@@ -198,7 +197,7 @@ func TestFaultPerPageOne(t *testing.T) {
 	p := e.provisioner(t)
 	req := e.upReq(t, "paged", nil)
 	_, err := p.Up(context.Background(), req)
-	var ue *provision.UsageError
+	var ue *cfapi.UsageError
 	if !errors.As(err, &ue) {
 		t.Fatalf("two brokers: err = %v, want a usage error naming --broker", err)
 	}
@@ -229,7 +228,7 @@ func TestTransportRetries(t *testing.T) {
 		calls.Store(0)
 		script = codes
 		clk := newAutoClock()
-		hc := provision.NewHTTPClient(&provision.Transport{Clock: clk}, false)
+		hc := cfapi.NewHTTPClient(cfapi.HTTPOptions{Clock: clk})
 		req, _ := http.NewRequest(method, srv.URL+"/v3/x", nil)
 		resp, err := hc.Do(req)
 		if err != nil {
@@ -248,7 +247,7 @@ func TestTransportRetries(t *testing.T) {
 		t.Errorf("POST after 429 (not processed, safe to repeat): %d %v", code, err)
 	}
 	_, _, err := do(http.MethodPost, 502, 200)
-	if !errors.Is(err, provision.ErrResponseLost) || calls.Load() != 1 {
+	if !errors.Is(err, cfapi.ErrResponseLost) || calls.Load() != 1 {
 		t.Errorf("POST after 502: err %v after %d calls; want ErrResponseLost and no repeat", err, calls.Load())
 	}
 }
@@ -257,12 +256,12 @@ func TestTransportRetries(t *testing.T) {
 func TestTraceHidesSecrets(t *testing.T) {
 	e := newEnv(t)
 	var trace safeBuffer
-	hc := provision.NewHTTPClient(&provision.Transport{Trace: &trace}, false)
-	s, err := provision.Connect(context.Background(), e.srv.URL, provision.Auth{Username: cfsim.AdminUser, Password: cfsim.AdminPassword}, hc, false)
+	hc := cfapi.NewHTTPClient(cfapi.HTTPOptions{Trace: &trace})
+	s, err := cfapi.Connect(context.Background(), e.srv.URL, cfapi.Auth{Username: cfsim.AdminUser, Password: cfsim.AdminPassword}, hc, cfapi.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := provision.NewProvisioner(s, nil)
+	p := provision.New(s)
 	req := e.upReq(t, "traced", nil)
 	if _, err := p.Up(context.Background(), req); err != nil {
 		t.Fatal(err)
@@ -274,7 +273,7 @@ func TestTraceHidesSecrets(t *testing.T) {
 			t.Errorf("trace shows a secret (%.6s…)", secret)
 		}
 	}
-	if !containsStr(out, provision.PrivateData) || !containsStr(out, "POST /v3/service_instances") && !containsStr(out, "POST "+e.srv.URL+"/v3/service_instances") {
+	if !containsStr(out, cfapi.PrivateData) || !containsStr(out, "POST /v3/service_instances") && !containsStr(out, "POST "+e.srv.URL+"/v3/service_instances") {
 		t.Errorf("trace lacks requests or the hidden marker:\n%.2000s", out)
 	}
 }

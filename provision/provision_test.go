@@ -12,7 +12,10 @@ import (
 	"time"
 
 	"github.com/xsprov/xsprov/provision"
+	"github.com/xsprov/xsprov/provision/cfapi"
 	"github.com/xsprov/xsprov/provision/cfsim"
+	"github.com/xsprov/xsprov/provision/credfile"
+	"github.com/xsprov/xsprov/provision/remedy"
 )
 
 type env struct {
@@ -30,21 +33,20 @@ func newEnv(t *testing.T, opts ...cfsim.Option) *env {
 }
 
 // fastBackoff keeps tests quick without changing the logic under test.
-var fastBackoff = provision.Backoff{Min: 5 * time.Millisecond, Max: 20 * time.Millisecond, Fraction: 0.04}
+var fastBackoff = cfapi.Backoff{Min: 5 * time.Millisecond, Max: 20 * time.Millisecond, Fraction: 0.04}
 
-func (e *env) connect(t *testing.T, auth provision.Auth) *provision.Provisioner {
+func (e *env) connect(t *testing.T, auth cfapi.Auth) *provision.Provisioner {
 	t.Helper()
-	hc := provision.NewHTTPClient(&provision.Transport{MaxRetries: 8}, false)
-	s, err := provision.Connect(context.Background(), e.srv.URL, auth, hc, false)
+	hc := cfapi.NewHTTPClient(cfapi.HTTPOptions{MaxRetries: 8})
+	s, err := cfapi.Connect(context.Background(), e.srv.URL, auth, hc, cfapi.Options{Backoff: fastBackoff})
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}
-	p := provision.NewProvisioner(s, nil)
-	p.Backoff = fastBackoff
+	p := provision.New(s)
 	return p
 }
 
-var ciAuth = provision.Auth{ClientID: cfsim.CIClientID, ClientSecret: cfsim.CIClientSecret}
+var ciAuth = cfapi.Auth{ClientID: cfsim.CIClientID, ClientSecret: cfsim.CIClientSecret}
 
 func (e *env) upReq(t *testing.T, name string, params map[string]any) provision.UpRequest {
 	if params == nil {
@@ -53,7 +55,7 @@ func (e *env) upReq(t *testing.T, name string, params map[string]any) provision.
 	return provision.UpRequest{
 		Ref:      provision.Ref{Org: "acme", Space: "dev", Instance: name},
 		Offering: "xsuaa", Plan: "application", Params: params,
-		Out: provision.Output{Path: filepath.Join(e.dir, name+"-credentials.json"), Format: "json"},
+		Out: credfile.Output{Path: filepath.Join(e.dir, name+"-credentials.json"), Format: "json"},
 	}
 }
 
@@ -145,8 +147,8 @@ func TestUpUpdatesParametersAndRefusesXSAppNameChange(t *testing.T) {
 	}
 	req.Params = map[string]any{"xsappname": "other-app", "tenant-mode": "dedicated"}
 	_, err = p.Up(context.Background(), req)
-	if err == nil || !strings.Contains(err.Error(), "xsappname") || !strings.Contains(provision.HintOf(err), "xsprov recreate") {
-		t.Errorf("xsappname change: err = %v, hint = %q", err, provision.HintOf(err))
+	if err == nil || !strings.Contains(err.Error(), "xsappname") || !isRecreateHint(err) {
+		t.Errorf("xsappname change: err = %v, hint = %+v", err, hintOf(err))
 	}
 }
 
@@ -156,7 +158,7 @@ func TestUpBrokerFailureThenRecreate(t *testing.T) {
 	e.sim.FailNext(cfsim.OpCreate, "quota exceeded")
 	req := e.upReq(t, "bad", nil)
 	_, err := p.Up(context.Background(), req)
-	var jf *provision.JobFailedError
+	var jf *cfapi.JobFailedError
 	if !errors.As(err, &jf) || jf.Errors[0].Code != 10009 || !strings.Contains(err.Error(), "quota exceeded") {
 		t.Fatalf("err = %v, want a failed job with 10009 and the broker message", err)
 	}
@@ -205,17 +207,17 @@ func TestDownRemovesEverything(t *testing.T) {
 
 func TestBadCredentialsIsAuthError(t *testing.T) {
 	e := newEnv(t)
-	hc := provision.NewHTTPClient(&provision.Transport{}, false)
-	for _, auth := range []provision.Auth{
+	hc := cfapi.NewHTTPClient(cfapi.HTTPOptions{})
+	for _, auth := range []cfapi.Auth{
 		{ClientID: "ci-client", ClientSecret: "wrong"},
 		{Username: "admin", Password: "wrong"},
 	} {
-		s, err := provision.Connect(context.Background(), e.srv.URL, auth, hc, false)
+		s, err := cfapi.Connect(context.Background(), e.srv.URL, auth, hc, cfapi.Options{Backoff: fastBackoff})
 		if err == nil {
-			p := provision.NewProvisioner(s, nil)
+			p := provision.New(s)
 			_, err = p.Up(context.Background(), e.upReq(t, "x", nil))
 		}
-		var ae *provision.AuthError
+		var ae *cfapi.AuthError
 		if !errors.As(err, &ae) {
 			t.Errorf("%s: err = %v (%T), want *AuthError", auth.Method(), err, err)
 		} else if strings.Contains(err.Error(), "wrong") {
@@ -227,8 +229,7 @@ func TestBadCredentialsIsAuthError(t *testing.T) {
 func TestUpWhenParametersCannotBeRead(t *testing.T) {
 	e := newEnv(t, cfsim.WithoutRetrievableParameters())
 	var rep recordingReporter
-	p := e.connect(t, ciAuth)
-	p.Reporter = &rep
+	p := provision.New(e.connect(t, ciAuth).Session(), provision.WithReporter(&rep))
 	req := e.upReq(t, "opaque", nil)
 	if _, err := p.Up(context.Background(), req); err != nil {
 		t.Fatal(err)
@@ -254,3 +255,7 @@ func (r *recordingReporter) Done()          { r.lines = append(r.lines, "OK") }
 func (r *recordingReporter) Info(m string)  { r.lines = append(r.lines, m) }
 func (r *recordingReporter) Warn(m string)  { r.lines = append(r.lines, "Warning: "+m) }
 func (r *recordingReporter) String() string { return strings.Join(r.lines, "\n") }
+
+func hintOf(err error) remedy.Remedy { r, _ := remedy.Of(err); return r }
+
+func isRecreateHint(err error) bool { return hintOf(err).Action == remedy.Recreate }

@@ -1,7 +1,9 @@
 package provision
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -10,6 +12,9 @@ import (
 	"time"
 
 	"github.com/cloudfoundry/go-cfclient/v3/resource"
+	"github.com/xsprov/xsprov/provision/cfapi"
+	"github.com/xsprov/xsprov/provision/credfile"
+	"github.com/xsprov/xsprov/provision/remedy"
 )
 
 // RetireLabel marks a key kept after a rotation with the unix time after
@@ -21,36 +26,14 @@ type RotateRequest struct {
 	Ref
 	Key       string
 	KeyParams map[string]any // nil: the current key's parameters
-	Out       Output
+	Out       credfile.Output
 	// Grace keeps the replaced key this long; zero deletes it at once.
 	Grace time.Duration
 }
 
-// RotateResult is the machine-readable result of a rotation.
-type RotateResult struct {
-	FormatVersion string    `json:"format_version"`
-	Org           string    `json:"org"`
-	Space         string    `json:"space"`
-	Instance      string    `json:"instance"`
-	NewKey        KeyResult `json:"new_key"`
-	Replaced      string    `json:"replaced_key,omitempty"`
-	Deleted       []string  `json:"deleted_keys"`
-	Kept          []KeptKey `json:"kept_keys"`
-	File          string    `json:"credentials_file,omitempty"`
-	ExtraFiles    []string  `json:"extra_files,omitempty"`
-	ClientID      string    `json:"client_id,omitempty"`
-	Token         *Token    `json:"verified_token,omitempty"`
-}
-
-// KeptKey is an old key kept for a grace period.
-type KeptKey struct {
-	Name        string    `json:"name"`
-	RetireAfter time.Time `json:"retire_after"`
-}
-
 // RotatedName is the name of a key rotated at t: base--rYYYYMMDDTHHMMSSZ.
 func RotatedName(base string, t time.Time) string {
-	return base + RotatedSep + t.UTC().Format("20060102T150405Z")
+	return base + cfapi.RotatedSep + t.UTC().Format("20060102T150405Z")
 }
 
 // Rotate creates a new key, verifies it, replaces the credentials file
@@ -63,28 +46,34 @@ func (p *Provisioner) Rotate(ctx context.Context, req RotateRequest) (*RotateRes
 	if err != nil {
 		return nil, err
 	}
-	if opBusy(inst.LastOperation) {
-		if inst, err = p.waitInstance(ctx, inst.GUID); err != nil {
-			return nil, p.timeoutOr(err, "service instance "+quote(req.Instance), "an operation on it is in progress")
+	if cfapi.OpBusy(inst.LastOperation) {
+		if inst, err = p.s.WaitInstance(ctx, inst.GUID); err != nil {
+			return nil, cfapi.TimeoutOr(err, "service instance "+quote(req.Instance), "an operation on it is in progress")
 		}
 	}
-	keys, err := p.keysOf(ctx, inst.GUID)
+	keys, err := p.s.KeysOf(ctx, inst.GUID)
 	if err != nil {
 		return nil, err
 	}
-	old := pickKey(keys, req.Key)
+	return p.rotate(ctx, t, inst, keys, req)
+}
+
+// rotate replaces the current key of req.Key among the instance's keys.
+func (p *Provisioner) rotate(ctx context.Context, t cfapi.Target, inst *resource.ServiceInstance, keys []*resource.ServiceCredentialBinding, req RotateRequest) (*RotateResult, error) {
+	req.Key = req.keyName(req.Key)
+	old := cfapi.PickKey(keys, req.Key)
 	res := &RotateResult{FormatVersion: FormatVersion, Org: t.OrgName, Space: t.SpaceName, Instance: req.Instance, Deleted: []string{}, Kept: []KeptKey{}}
 	params := req.KeyParams
 	if old != nil {
 		res.Replaced = *old.Name
 		if params == nil {
-			if raw, err := p.S.CF.ServiceCredentialBindings.GetParameters(ctx, old.GUID); err == nil && raw != nil {
+			if raw, err := p.s.CF.ServiceCredentialBindings.GetParameters(ctx, old.GUID); err == nil && raw != nil {
 				params = map[string]any{}
-				_ = jsonUnmarshal(*raw, &params)
+				_ = json.Unmarshal(*raw, &params)
 			}
 		}
 	}
-	now := p.clock().Now()
+	now := p.s.Clock().Now()
 	name := RotatedName(req.Key, now)
 	for i := 2; keyExists(keys, name); i++ {
 		name = RotatedName(req.Key, now) + "-" + strconv.Itoa(i)
@@ -94,43 +83,51 @@ func (p *Provisioner) Rotate(ctx context.Context, req RotateRequest) (*RotateRes
 		keep = "the credentials file still holds key " + quote(*old.Name)
 	}
 	key, err := p.createKey(ctx, inst, name, params, false)
+	if errors.Is(err, errLost) || errors.Is(err, errRaced) {
+		// The name is new to this run: a key of that name is ours, created
+		// by the request whose answer was lost.
+		key, err = p.ownNewKey(ctx, inst.GUID, name, err)
+	}
 	if err != nil {
-		left := ""
+		r := remedy.Remedy{Action: remedy.RotateAgain, Instance: req.Instance, Note: keep}
 		if !errors.Is(err, context.Canceled) {
-			if ks, lerr := p.keysOf(ctx, inst.GUID); lerr == nil && keyExists(ks, name) {
-				left = "; key " + quote(name) + " was left behind: delete it with 'cf delete-service-key " + req.Instance + " " + name + " -f'"
+			if ks, lerr := p.s.KeysOf(ctx, inst.GUID); lerr == nil && keyExists(ks, name) {
+				r = remedy.Remedy{Action: remedy.DeleteKeys, Instance: req.Instance, Names: []string{name}, Note: keep + "; key " + quote(name) + " was left behind"}
 			}
 		}
-		return nil, &Hinted{Err: fmt.Errorf("rotate: create key %q: %w", name, err), Hint: keep + left}
+		return nil, remedy.With(fmt.Errorf("rotate: create key %q: %w", name, err), r)
 	}
-	res.NewKey = KeyResult{Name: name, GUID: key.GUID, State: describeOp(key.LastOperation), Action: Created}
+	res.NewKey = KeyResult{Name: name, GUID: key.GUID, State: cfapi.DescribeOp(key.LastOperation), Action: Created}
 	// Read and verify before the file is touched: a broken new key must not
 	// replace working credentials.
 	r := p.newResult(t, req.Instance)
 	r.Instance.Offering = "xsuaa"
-	det, err := p.S.CF.ServiceCredentialBindings.GetDetails(ctx, key.GUID)
+	det, err := p.s.CF.ServiceCredentialBindings.GetDetails(ctx, key.GUID)
 	if err != nil {
-		return nil, &Hinted{Err: fmt.Errorf("rotate: read credentials of key %q: %w", name, classify("get details", err)), Hint: keep + "; the new key " + quote(name) + " is left: run rotate again or delete it"}
+		return nil, remedy.With(fmt.Errorf("rotate: read credentials of key %q: %w", name, cfapi.Classify("get details", err)),
+			remedy.Remedy{Action: remedy.RotateAgain, Instance: req.Instance, Names: []string{name}, Note: keep + "; the new key " + quote(name) + " is left"})
 	}
 	r.creds = det.Credentials
 	r.Instance.Name = req.Instance
-	if p.OnSecrets != nil {
-		p.OnSecrets(SecretValues(det.Credentials))
-	}
+	p.secrets(det.Credentials)
 	if err := p.verify(ctx, r); err != nil {
-		_ = p.deleteKey(ctx, key, req.Instance)
-		return nil, &Hinted{Err: fmt.Errorf("rotate: the new key %q does not work (it was deleted again): %w", name, err), Hint: keep}
+		if derr := p.deleteKey(ctx, key, req.Instance); derr != nil {
+			return nil, remedy.With(fmt.Errorf("rotate: the new key %q does not work, and deleting it failed (%v): %w", name, derr, err),
+				remedy.Remedy{Action: remedy.DeleteKeys, Instance: req.Instance, Names: []string{name}, Note: keep})
+		}
+		return nil, remedy.With(fmt.Errorf("rotate: the new key %q does not work (it was deleted again): %w", name, err), remedy.Remedy{Note: keep})
 	}
 	res.Token = r.Token
 	if err := p.writeCreds(det.Credentials, req.Out, r); err != nil {
-		return nil, &Hinted{Err: fmt.Errorf("rotate: %w", err), Hint: keep + "; the new key " + quote(name) + " exists and works: run rotate again"}
+		return nil, remedy.With(fmt.Errorf("rotate: %w", err),
+			remedy.Remedy{Action: remedy.RotateAgain, Instance: req.Instance, Note: keep + "; the new key " + quote(name) + " exists and works"})
 	}
 	res.File, res.ExtraFiles, res.ClientID = r.File, r.ExtraFiles, r.ClientID
 	// Retire old keys: now, or after the grace period.
 	var left []string
 	for _, k := range keys {
-		n := keyName(k, "")
-		if n != req.Key && !strings.HasPrefix(n, req.Key+RotatedSep) {
+		n := cfapi.KeyName(k, "")
+		if !cfapi.IsKeyOf(n, req.Key) {
 			continue
 		}
 		// Every older key of this base goes, unless a grace period keeps it:
@@ -162,15 +159,15 @@ func (p *Provisioner) Rotate(ctx context.Context, req RotateRequest) (*RotateRes
 	}
 	sort.Strings(res.Deleted)
 	if len(left) > 0 {
-		return res, &Hinted{Err: fmt.Errorf("rotate: the credentials file holds the new key %q, but old keys could not be deleted: %s", name, strings.Join(left, ", ")),
-			Hint: "run 'xsprov rotate' again later, or delete them with 'cf delete-service-key " + req.Instance + " KEY -f'"}
+		return res, remedy.With(fmt.Errorf("rotate: the credentials file holds the new key %q, but old keys could not be deleted: %s", name, strings.Join(left, ", ")),
+			remedy.Remedy{Action: remedy.RotateAgain, Instance: req.Instance, Names: left})
 	}
 	return res, nil
 }
 
 func keyExists(keys []*resource.ServiceCredentialBinding, name string) bool {
 	for _, k := range keys {
-		if keyName(k, "") == name {
+		if cfapi.KeyName(k, "") == name {
 			return true
 		}
 	}
@@ -193,8 +190,32 @@ func retireAfter(k *resource.ServiceCredentialBinding) (time.Time, bool) {
 }
 
 func (p *Provisioner) label(ctx context.Context, k *resource.ServiceCredentialBinding, retire string) error {
-	_, err := p.S.CF.ServiceCredentialBindings.Update(ctx, k.GUID, &resource.ServiceCredentialBindingUpdate{
+	_, err := p.s.CF.ServiceCredentialBindings.Update(ctx, k.GUID, &resource.ServiceCredentialBindingUpdate{
 		Metadata: &resource.Metadata{Labels: map[string]*string{RetireLabel: &retire}},
 	})
-	return classify("label key", err)
+	return cfapi.Classify("label key", err)
+}
+
+// ownNewKey finds the key a create of this run made although its answer was
+// lost, waiting for it to settle.
+func (p *Provisioner) ownNewKey(ctx context.Context, instGUID, name string, cause error) (*resource.ServiceCredentialBinding, error) {
+	keys, err := p.s.KeysOf(ctx, instGUID)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range keys {
+		if cfapi.KeyName(k, "") != name {
+			continue
+		}
+		if cfapi.OpBusy(k.LastOperation) {
+			if k, err = p.s.WaitKey(ctx, k.GUID); err != nil || k == nil {
+				return nil, cmp.Or(err, fmt.Errorf("key %q vanished", name))
+			}
+		}
+		if k.LastOperation.State != "succeeded" {
+			return nil, fmt.Errorf("key %q: %s", name, cfapi.DescribeOp(k.LastOperation))
+		}
+		return k, nil
+	}
+	return nil, cause
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -12,6 +11,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/xsprov/xsprov/provision"
+	"github.com/xsprov/xsprov/provision/apply"
+	"github.com/xsprov/xsprov/provision/cfapi"
+	"github.com/xsprov/xsprov/provision/remedy"
+	"github.com/xsprov/xsprov/provision/spec"
 	"github.com/xsprov/xsprov/templates"
 )
 
@@ -90,7 +93,7 @@ The spec is checked before any request: unknown fields, types, references,
 templates, variables and every descriptor, each problem with file, line and
 column (exit 2). Target: --api/--org, else the spec's target, else CF_API/CF_ORG,
 else the cf CLI's target. Instances and keys a spec creates carry the label
-` + provision.SpecLabel + `=<metadata.name>; --prune and destroy only touch
+` + spec.OwnerLabel + `=<metadata.name>; --prune and destroy only touch
 resources with that label, and an existing unlabelled instance is taken over
 only with --adopt.`,
 		Example: map[string]string{
@@ -118,12 +121,8 @@ func specRun(ctx context.Context, f *Factory, which string, o *SpecOptions) erro
 	if err != nil {
 		return usage(err)
 	}
-	spec, err := provision.LoadSpec(o.File, vars)
+	spec, err := spec.Load(o.File, vars)
 	if err != nil {
-		var se *provision.SpecError
-		if errors.As(err, &se) {
-			return &provision.UsageError{Msg: se.Error()}
-		}
 		return err
 	}
 	t := o.Target
@@ -147,23 +146,33 @@ func specRun(ctx context.Context, f *Factory, which string, o *SpecOptions) erro
 	if err != nil {
 		return err
 	}
-	c.prov.Verify = which == "apply" && !o.NoVerify && (spec.Defaults.Verify == nil || *spec.Defaults.Verify)
-	c.prov.OnSecrets = func(v []string) { f.mask(o.JSON, v) }
-	ao := provision.ApplyOptions{Org: s.org, Parallel: o.Parallel, Prune: o.Prune, Adopt: o.Adopt, Shard: o.shard, Shards: o.shards, DeleteSpaces: o.DeleteSpaces}
-	var res *provision.PlanResult
+	verify := which == "apply" && !o.NoVerify && (spec.Defaults.Verify == nil || *spec.Defaults.Verify)
+	mask := func(v []string) { f.mask(o.JSON, v) }
+	runner := apply.New(c.sess, c.rep, func(s *cfapi.Session, r provision.Reporter, labels map[string]string) apply.Engine {
+		return provision.New(s, provision.WithReporter(r), provision.WithVerify(verify, c.tokenOpts), provision.WithSecretsHook(mask), provision.WithLabels(labels))
+	})
+	ao := apply.Options{Org: s.org, Parallel: o.Parallel, Prune: o.Prune, Adopt: o.Adopt, Shard: o.shard, Shards: o.shards, DeleteSpaces: o.DeleteSpaces}
+	var res *apply.Result
 	switch which {
 	case "plan":
-		c.rep.Info(fmt.Sprintf("Planning %s for org %s as %s...\n", o.File, s.org, c.prov.S.User))
-		res, err = c.prov.PlanSpec(ctx, spec, ao)
+		c.rep.Info(fmt.Sprintf("Planning %s for org %s as %s...\n", o.File, s.org, c.sess.User))
+		res, err = runner.Plan(ctx, spec, ao)
 	case "apply":
-		c.rep.Info(fmt.Sprintf("Applying %s to org %s as %s...\n", o.File, s.org, c.prov.S.User))
-		res, err = c.prov.ApplySpec(ctx, spec, ao)
+		c.rep.Info(fmt.Sprintf("Applying %s to org %s as %s...\n", o.File, s.org, c.sess.User))
+		res, err = runner.Apply(ctx, spec, ao)
 	case "destroy":
-		c.rep.Info(fmt.Sprintf("Destroying what %s owns in org %s as %s...\n", o.File, s.org, c.prov.S.User))
-		res, err = c.prov.DestroySpec(ctx, spec, ao)
+		c.rep.Info(fmt.Sprintf("Destroying what %s owns in org %s as %s...\n", o.File, s.org, c.sess.User))
+		res, err = runner.Destroy(ctx, spec, ao)
 	}
 	if res == nil {
 		return err
+	}
+	if which == "apply" {
+		for _, ch := range res.Changes {
+			if ch.Kind == "file" && ch.Result == "ok" {
+				f.warnExposed(strings.TrimPrefix(ch.Address, "file "), nil)
+			}
+		}
 	}
 	if o.JSON {
 		if jerr := writeJSONDoc(f.IO.Out, res); jerr != nil && err == nil {
@@ -191,33 +200,33 @@ func specRun(ctx context.Context, f *Factory, which string, o *SpecOptions) erro
 }
 
 var actionSymbol = map[string]string{
-	provision.ActCreate: "  +", provision.ActUpdate: "  ~", provision.ActRecreate: "-/+", provision.ActRotate: "  ~",
-	provision.ActAdopt: "  ~", provision.ActDelete: "  -", provision.ActWait: "  …", provision.ActError: "  !",
+	apply.ActCreate: "  +", apply.ActUpdate: "  ~", apply.ActRecreate: "-/+", apply.ActRotate: "  ~",
+	apply.ActAdopt: "  ~", apply.ActDelete: "  -", apply.ActWait: "  …", apply.ActError: "  !",
 }
 
-func printPlan(w io.Writer, r *provision.PlanResult) {
+func printPlan(w io.Writer, r *apply.Result) {
 	for _, c := range r.Changes {
 		if !c.Changed() {
 			continue
 		}
 		line := fmt.Sprintf("%s %-9s %s", actionSymbol[c.Action], c.Action, c.Address)
 		if c.Reason != "" {
-			line += "  (" + c.Reason + ")"
+			line += "  (" + reasonText(c) + ")"
 		}
 		fmt.Fprintln(w, line)
 		for _, d := range c.Diff {
 			fmt.Fprintln(w, "                "+d.String())
 		}
 	}
-	fmt.Fprintln(w, "Plan: "+summaryLine(r.Summary, []string{provision.ActCreate, provision.ActUpdate, provision.ActRecreate,
-		provision.ActRotate, provision.ActAdopt, provision.ActDelete, provision.ActWait, provision.ActError, provision.ActNoop})+".")
+	fmt.Fprintln(w, "Plan: "+summaryLine(r.Summary, []string{apply.ActCreate, apply.ActUpdate, apply.ActRecreate,
+		apply.ActRotate, apply.ActAdopt, apply.ActDelete, apply.ActWait, apply.ActError, apply.ActNoop})+".")
 }
 
 func summaryLine(m map[string]int, order []string) string {
 	var parts []string
 	for _, k := range order {
 		if n := m[k]; n > 0 {
-			label := map[string]string{provision.ActNoop: "unchanged", provision.ActError: "in error", provision.ActWait: "to wait for"}[k]
+			label := map[string]string{apply.ActNoop: "unchanged", apply.ActError: "in error", apply.ActWait: "to wait for"}[k]
 			if label == "" {
 				label = "to " + k
 			}
@@ -230,7 +239,7 @@ func summaryLine(m map[string]int, order []string) string {
 	return strings.Join(parts, ", ")
 }
 
-func printReport(w io.Writer, which string, r *provision.PlanResult) {
+func printReport(w io.Writer, which string, r *apply.Result) {
 	width := 4
 	for _, c := range r.Changes {
 		if len(c.Address) > width {
@@ -243,7 +252,7 @@ func printReport(w io.Writer, which string, r *provision.PlanResult) {
 		result := c.Result
 		if result == "" {
 			result = "unchanged"
-			if c.Action == provision.ActError {
+			if c.Action == apply.ActError {
 				result = "failed"
 			}
 		}
@@ -252,7 +261,7 @@ func printReport(w io.Writer, which string, r *provision.PlanResult) {
 		if c.Error != "" {
 			detail += ": " + firstLine(c.Error)
 		} else if c.Reason != "" {
-			detail += " (" + c.Reason + ")"
+			detail += " (" + reasonText(c) + ")"
 		}
 		fmt.Fprintf(w, "%-*s  %-9s  %s\n", width, c.Address, c.Action, detail)
 	}
@@ -274,4 +283,15 @@ func firstLine(s string) string {
 		return s[:i]
 	}
 	return s
+}
+
+// reasonText is a change's reason with the face's wording of its hint.
+func reasonText(c *apply.Change) string {
+	switch h := hintText(remedy.Remedy{Action: c.Hint}); {
+	case c.Hint == remedy.Pruned:
+		return c.Reason + " (" + h + ")"
+	case h != "":
+		return c.Reason + "; " + h
+	}
+	return c.Reason
 }

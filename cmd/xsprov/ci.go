@@ -7,8 +7,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-
-	"github.com/xsprov/xsprov/provision"
+	"github.com/xsprov/xsprov/provision/cfapi"
 )
 
 // ciFlags are --github-output.
@@ -28,7 +27,7 @@ func (c *ciFlags) githubOutput(f *Factory, values map[string]string) error {
 	}
 	path := f.getenv("GITHUB_OUTPUT")
 	if path == "" {
-		return provision.Usagef("--github-output: GITHUB_OUTPUT is not set (it is in GitHub Actions)")
+		return cfapi.Usagef("--github-output: GITHUB_OUTPUT is not set (it is in GitHub Actions)")
 	}
 	fh, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/xsprov/xsprov/provision"
+	"github.com/xsprov/xsprov/provision/credfile"
 )
 
 // CredsOptions are the inputs of `xsprov creds`.
@@ -59,20 +60,20 @@ func credsRun(ctx context.Context, f *Factory, o *CredsOptions) error {
 	if err != nil {
 		return err
 	}
-	c.prov.OnSecrets = func(v []string) { f.mask(o.JSON, v) }
-	res, err := c.prov.Creds(ctx, provision.CredsRequest{
+	res, err := c.engine(false, func(v []string) { f.mask(o.JSON, v) }).Creds(ctx, provision.CredsRequest{
 		Ref: provision.Ref{Org: s.org, Space: s.space, Instance: o.Instance}, Key: o.Key,
-		Out: provision.Output{Path: o.Out, Format: o.Format, EnvPrefix: o.EnvPrefix},
+		Out: credfile.Output{Path: o.Out, Format: o.Format, EnvPrefix: o.EnvPrefix},
 	})
 	if err != nil {
 		return err
 	}
+	f.warnExposed(res.File, &res.Warnings)
 	switch {
 	case o.JSON:
 		return writeJSONDoc(f.IO.Out, res)
 	case o.ShowSecrets:
 		// asked for: the credentials on stdout, in the chosen format
-		b, err := provision.Render(res.Credentials(), provision.Output{Format: o.Format, EnvPrefix: o.EnvPrefix, Instance: o.Instance})
+		b, err := credfile.Render(res.Credentials(), credfile.Output{Format: o.Format, EnvPrefix: o.EnvPrefix, Instance: o.Instance})
 		if err != nil {
 			return err
 		}

@@ -8,6 +8,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/xsprov/xsprov/provision"
+	"github.com/xsprov/xsprov/provision/cfapi"
+	"github.com/xsprov/xsprov/provision/credfile"
 )
 
 // DownOptions are the inputs of `xsprov down`.
@@ -53,7 +55,7 @@ func (o *DownOptions) register(cmd *cobra.Command) {
 	fl.StringVar(&o.Key, "key", "", "service key name (default INSTANCE-key)")
 	fl.BoolVar(&o.KeepInstance, "keep-instance", false, "delete only the key, keep the instance")
 	fl.StringVar(&o.Out, "out", "", "credentials file to remove (default INSTANCE-credentials.json, or after --format)")
-	fl.StringVar(&o.Format, "format", provision.FormatJSON, "format of the credentials file, for its default name")
+	fl.StringVar(&o.Format, "format", credfile.FormatJSON, "format of the credentials file, for its default name")
 	fl.BoolVarP(&o.Yes, "yes", "y", false, "do not ask for confirmation")
 	fl.BoolVar(&o.JSON, "json", false, "print a machine-readable result on stdout")
 	fl.BoolVar(&o.NoWait, "no-wait", false, "return once the deletion is accepted (the credentials file is kept)")
@@ -73,7 +75,7 @@ func confirm(f *Factory, yes bool, question string) error {
 		return nil
 	}
 	if !f.IO.CanPrompt() {
-		return provision.Usagef("refusing to delete without confirmation: pass --yes (stdin is not a terminal)")
+		return cfapi.Usagef("refusing to delete without confirmation: pass --yes (stdin is not a terminal)")
 	}
 	if !f.IO.Confirm(question) {
 		return &silentError{code: exitFailure}
@@ -102,7 +104,7 @@ func downRun(ctx context.Context, f *Factory, o *DownOptions) error {
 	if o.NoWait {
 		out = ""
 	}
-	res, err := c.prov.Down(ctx, provision.DownRequest{
+	res, err := c.engine(false, nil).Down(ctx, provision.DownRequest{
 		Ref: provision.Ref{Org: s.org, Space: s.space, Instance: o.Instance},
 		Key: o.Key, KeepInstance: o.KeepInstance, OutPath: out, NoWait: o.NoWait,
 	})
@@ -175,13 +177,16 @@ func recreateRun(ctx context.Context, f *Factory, o *RecreateOptions) error {
 	if err != nil {
 		return err
 	}
-	if _, err := c.prov.Down(ctx, provision.DownRequest{Ref: req.Ref, Key: o.Key, OutPath: o.Out}); err != nil {
+	// recreate proves the new credentials as up does (--verify).
+	eng := c.engine(o.Verify && !o.NoVerify && !o.NoWait, func(v []string) { f.mask(o.JSON, v) })
+	if _, err := eng.Down(ctx, provision.DownRequest{Ref: req.Ref, Key: o.Key, OutPath: o.Out}); err != nil {
 		return err
 	}
-	res, err := c.prov.Up(ctx, req)
+	res, err := eng.Up(ctx, req)
 	if err != nil {
 		return err
 	}
+	f.warnExposed(res.File, &res.Warnings)
 	if res.Instance.Action == provision.Created {
 		res.Instance.Action = provision.Recreated
 	}

@@ -6,8 +6,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/xsprov/xsprov/provision"
-	"github.com/xsprov/xsprov/provision/xssec"
+	"github.com/xsprov/xsprov/provision/remedy"
 )
 
 // Exit codes, documented in `xsprov --help` and the README.
@@ -44,14 +43,14 @@ type silentError struct{ code int }
 func (e *silentError) Error() string { return fmt.Sprintf("exit %d", e.code) }
 
 // exitCode maps an error to the process exit code. It is the only place
-// that does.
+// that does, and it asks the error what it is (Usage, Auth, Timeout) rather
+// than knowing every package's types.
 func exitCode(err error) int {
 	var se *silentError
-	var ue *provision.UsageError
 	var fe *flagError
-	var ie *xssec.InvalidError
-	var ae *provision.AuthError
-	var te *provision.TimeoutError
+	var usage interface{ Usage() bool }
+	var auth interface{ Auth() bool }
+	var timeout interface{ Timeout() bool }
 	switch {
 	case err == nil:
 		return exitOK
@@ -59,22 +58,24 @@ func exitCode(err error) int {
 		return se.code
 	case errors.Is(err, context.Canceled):
 		return exitInterrupted
-	case errors.As(err, &ue), errors.As(err, &fe), errors.As(err, &ie):
+	case errors.As(err, &fe), errors.As(err, &usage) && usage.Usage():
 		return exitUsage
-	case errors.As(err, &ae):
+	case errors.As(err, &auth) && auth.Auth():
 		return exitAuth
-	case errors.As(err, &te), errors.Is(err, context.DeadlineExceeded):
+	case errors.As(err, &timeout) && timeout.Timeout(), errors.Is(err, context.DeadlineExceeded):
 		return exitTimeout
 	}
 	return exitFailure
 }
 
-// printError prints an error once, with its hint, cf-style.
-func printError(w io.Writer, err error, interruptedState string) {
+// printError prints an error once, with its hint, cf-style. doing is the
+// step in progress when it failed, for a timeout outside a wait.
+func printError(w io.Writer, err error, interruptedState, doing string) {
 	var se *silentError
 	if errors.As(err, &se) {
 		return
 	}
+	var timeout interface{ Timeout() bool }
 	switch {
 	case errors.Is(err, context.Canceled):
 		fmt.Fprintln(w, "Interrupted.")
@@ -83,13 +84,19 @@ func printError(w io.Writer, err error, interruptedState string) {
 		}
 		fmt.Fprintln(w, "Nothing is lost: re-running the same command resumes where this one stopped.")
 		return
-	case errors.Is(err, context.DeadlineExceeded):
-		fmt.Fprintln(w, "Error: timed out (--timeout); re-run the same command to resume")
+	case errors.Is(err, context.DeadlineExceeded) && !errors.As(err, &timeout):
+		if doing != "" {
+			fmt.Fprintf(w, "Error: timed out (--timeout) while %s; re-run the same command to resume\n", doing)
+		} else {
+			fmt.Fprintln(w, "Error: timed out (--timeout); re-run the same command to resume")
+		}
 		return
 	}
 	fmt.Fprintf(w, "Error: %v\n", err)
-	if h := provision.HintOf(err); h != "" {
-		fmt.Fprintf(w, "Hint: %s\n", h)
+	if r, ok := remedy.Of(err); ok {
+		if h := hintText(r); h != "" {
+			fmt.Fprintf(w, "Hint: %s\n", h)
+		}
 	}
 	var fe *flagError
 	if errors.As(err, &fe) {

@@ -123,6 +123,19 @@ func (r *reporter) Fail() {
 }
 
 // interrupted describes the step that was running when the command stopped.
+// doing is the step in progress, if any ("creating service instance x").
+func (r *reporter) doing() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.open {
+		return ""
+	}
+	if r.last == "" {
+		return ""
+	}
+	return strings.ToLower(r.last[:1]) + r.last[1:]
+}
+
 func (r *reporter) interrupted() string {
 	r.mu.Lock()
 	defer r.mu.Unlock()

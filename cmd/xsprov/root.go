@@ -15,7 +15,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/xsprov/xsprov/provision"
+	"github.com/xsprov/xsprov/provision/cfapi"
 	"github.com/xsprov/xsprov/provision/cfsim"
+	"github.com/xsprov/xsprov/provision/xsuaa"
 )
 
 // version is set with -ldflags "-X main.version=…"; otherwise the module
@@ -37,9 +39,9 @@ func versionString() string {
 type Factory struct {
 	IO     *IOStreams
 	Getenv func(string) string
-	Clock  provision.Clock
+	Clock  cfapi.Clock
 	// Backoff overrides the job polling schedule (tests).
-	Backoff provision.Backoff
+	Backoff cfapi.Backoff
 	// BaseTransport overrides the HTTP transport under the retry layer (tests).
 	BaseTransport http.RoundTripper
 
@@ -134,7 +136,7 @@ type settings struct {
 	api        string
 	sim        bool
 	org, space string
-	auth       provision.Auth
+	auth       cfapi.Auth
 	skipSSL    bool
 	trace      io.Writer
 	timeout    time.Duration
@@ -159,7 +161,7 @@ func (f *Factory) resolveFor(t targetFlags, needSpace bool) (*settings, error) {
 	if cfHome == "" {
 		cfHome, _ = os.UserHomeDir()
 	}
-	cfc, err := provision.LoadCFConfig(cfHome)
+	cfc, err := cfapi.LoadCFConfig(cfHome)
 	if err != nil {
 		return nil, err
 	}
@@ -170,13 +172,13 @@ func (f *Factory) resolveFor(t targetFlags, needSpace bool) (*settings, error) {
 	}
 	switch {
 	case api == "":
-		return nil, provision.Usagef("no Cloud Foundry API: use --api URL, set CF_API, or run 'cf api URL' (or try --api sim)")
+		return nil, cfapi.Usagef("no Cloud Foundry API: use --api URL, set CF_API, or run 'cf api URL' (or try --api sim)")
 	case api == "sim":
 		s.sim = true
 	default:
-		if err := provision.ValidateAPI(api); err != nil {
+		if err := cfapi.ValidateAPI(api); err != nil {
 			if t.API == "" {
-				return nil, provision.Usagef("CF_API: %v", err)
+				return nil, cfapi.Usagef("CF_API: %v", err)
 			}
 			return nil, err
 		}
@@ -192,7 +194,7 @@ func (f *Factory) resolveFor(t targetFlags, needSpace bool) (*settings, error) {
 		s.org, s.space = firstOf(s.org, cfsim.DefaultOrg), firstOf(s.space, cfsim.DefaultSpace)
 	}
 	if s.org == "" || (needSpace && s.space == "") {
-		return nil, provision.Usagef("no org and space: use --org and --space, set CF_ORG and CF_SPACE, or run 'cf target -o ORG -s SPACE'")
+		return nil, cfapi.Usagef("no org and space: use --org and --space, set CF_ORG and CF_SPACE, or run 'cf target -o ORG -s SPACE'")
 	}
 	if s.auth, err = f.resolveAuth(t, s.sim, cfHome); err != nil {
 		return nil, err
@@ -205,8 +207,8 @@ func (f *Factory) resolveFor(t targetFlags, needSpace bool) (*settings, error) {
 
 // resolveAuth picks the login: client credentials, user and password, the
 // simulator's client, or the cf CLI's saved login.
-func (f *Factory) resolveAuth(t targetFlags, sim bool, cfHome string) (provision.Auth, error) {
-	var auth provision.Auth
+func (f *Factory) resolveAuth(t targetFlags, sim bool, cfHome string) (cfapi.Auth, error) {
+	var auth cfapi.Auth
 	switch {
 	case t.ClientID != "":
 		secret := f.getenv("CF_CLIENT_SECRET")
@@ -220,23 +222,23 @@ func (f *Factory) resolveAuth(t targetFlags, sim bool, cfHome string) (provision
 		if secret == "" {
 			return auth, flagErrorf("--client-id %s needs --client-secret-file or $CF_CLIENT_SECRET", t.ClientID)
 		}
-		auth = provision.Auth{ClientID: t.ClientID, ClientSecret: secret}
+		auth = cfapi.Auth{ClientID: t.ClientID, ClientSecret: secret}
 	case t.ClientSecretFile != "":
 		return auth, flagErrorf("--client-secret-file needs --client-id")
 	case f.getenv("CF_CLIENT_ID") != "":
 		if f.getenv("CF_CLIENT_SECRET") == "" {
-			return auth, provision.Usagef("CF_CLIENT_ID is set but CF_CLIENT_SECRET is empty")
+			return auth, cfapi.Usagef("CF_CLIENT_ID is set but CF_CLIENT_SECRET is empty")
 		}
-		auth = provision.Auth{ClientID: f.getenv("CF_CLIENT_ID"), ClientSecret: f.getenv("CF_CLIENT_SECRET")}
+		auth = cfapi.Auth{ClientID: f.getenv("CF_CLIENT_ID"), ClientSecret: f.getenv("CF_CLIENT_SECRET")}
 	case f.getenv("CF_USERNAME") != "":
 		if f.getenv("CF_PASSWORD") == "" {
-			return auth, provision.Usagef("CF_USERNAME is set but CF_PASSWORD is empty")
+			return auth, cfapi.Usagef("CF_USERNAME is set but CF_PASSWORD is empty")
 		}
-		auth = provision.Auth{Username: f.getenv("CF_USERNAME"), Password: f.getenv("CF_PASSWORD"), Origin: t.Origin}
+		auth = cfapi.Auth{Username: f.getenv("CF_USERNAME"), Password: f.getenv("CF_PASSWORD"), Origin: t.Origin}
 	case sim:
-		auth = provision.Auth{ClientID: cfsim.CIClientID, ClientSecret: cfsim.CIClientSecret}
+		auth = cfapi.Auth{ClientID: cfsim.CIClientID, ClientSecret: cfsim.CIClientSecret}
 	default:
-		auth = provision.Auth{CFHome: cfHome}
+		auth = cfapi.Auth{CFHome: cfHome}
 	}
 	if t.Origin != "" && auth.Username == "" {
 		return auth, flagErrorf("--origin applies to CF_USERNAME/CF_PASSWORD logins only")
@@ -253,7 +255,7 @@ func (f *Factory) resolveTrace(t targetFlags) (io.Writer, error) {
 	case tr != "" && !strings.EqualFold(tr, "false"):
 		fh, err := os.OpenFile(tr, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 		if err != nil {
-			return nil, provision.Usagef("CF_TRACE: cannot open trace file: %v", err)
+			return nil, cfapi.Usagef("CF_TRACE: cannot open trace file: %v", err)
 		}
 		f.closers = append(f.closers, func() { fh.Close() })
 		return fh, nil
@@ -270,14 +272,23 @@ func firstOf(vs ...string) string {
 	return ""
 }
 
-// conn is a connected provisioner with its progress reporter.
+// conn is a logged-in session with its progress reporter and the way to
+// reach token endpoints.
 type conn struct {
-	prov *provision.Provisioner
-	rep  *reporter
+	sess      *cfapi.Session
+	rep       *reporter
+	httpOpts  cfapi.HTTPOptions
+	tokenOpts xsuaa.Options
 }
 
-// connect starts the embedded simulator when asked, logs in, and returns a
-// provisioner. ctx bounds every wait.
+// engine builds the provisioner for one command, configured once.
+func (c *conn) engine(verify bool, onSecrets func([]string), extra ...provision.Option) *provision.Provisioner {
+	opts := append([]provision.Option{provision.WithReporter(c.rep), provision.WithVerify(verify, c.tokenOpts), provision.WithSecretsHook(onSecrets)}, extra...)
+	return provision.New(c.sess, opts...)
+}
+
+// connect starts the embedded simulator when asked, logs in, and returns the
+// session. ctx's deadline (--timeout) bounds every request and wait.
 func (f *Factory) connect(ctx context.Context, s *settings) (*conn, error) {
 	if s.sim {
 		path := f.simStatePath()
@@ -285,7 +296,7 @@ func (f *Factory) connect(ctx context.Context, s *settings) (*conn, error) {
 		if err != nil {
 			var se *simStateError
 			if errors.As(err, &se) {
-				return nil, provision.Usagef("embedded simulator state %s (XSPROV_SIM_STATE): %v", path, se.err)
+				return nil, cfapi.Usagef("embedded simulator state %s (XSPROV_SIM_STATE): %v", path, se.err)
 			}
 			return nil, err
 		}
@@ -293,27 +304,20 @@ func (f *Factory) connect(ctx context.Context, s *settings) (*conn, error) {
 		s.api = h.URL
 		f.simCA = h.CA
 	}
-	tr := &provision.Transport{Base: f.BaseTransport, Clock: f.Clock, Done: ctx.Done(), Trace: s.trace, OnWarning: f.reporter().Warn}
-	if dl, ok := ctx.Deadline(); ok {
-		tr.Deadline = dl
-	}
-	hc := provision.NewHTTPClient(tr, s.skipSSL)
-	if ht, ok := tr.Base.(*http.Transport); ok && s.roots != nil {
-		ht.TLSClientConfig.RootCAs = s.roots
-	}
-	sess, err := provision.Connect(ctx, s.api, s.auth, hc, s.skipSSL)
+	rep := f.reporter()
+	ho := cfapi.HTTPOptions{Base: f.BaseTransport, SkipTLS: s.skipSSL, RootCAs: s.roots, Clock: f.Clock, Trace: s.trace}
+	cfOpts := ho
+	cfOpts.OnWarning = rep.Warn
+	sess, err := cfapi.Connect(ctx, s.api, s.auth, cfapi.NewHTTPClient(cfOpts), cfapi.Options{SkipTLS: s.skipSSL, Clock: f.Clock, Backoff: f.Backoff})
 	if err != nil {
 		return nil, err
 	}
-	rep := f.reporter()
-	p := provision.NewProvisioner(sess, rep)
-	p.Clock, p.Backoff = f.Clock, f.Backoff
 	roots := s.roots
 	if f.simCA != nil {
 		roots = f.simCA
 	}
-	p.TokenTLS = provision.TLSOptions{RootCAs: roots, SkipVerify: s.skipSSL}
-	return &conn{prov: p, rep: rep}, nil
+	return &conn{sess: sess, rep: rep, httpOpts: ho,
+		tokenOpts: xsuaa.Options{TLS: xsuaa.TLSOptions{RootCAs: roots, SkipVerify: s.skipSSL}, Wrap: ho.Wrap, Now: f.now}}, nil
 }
 
 func (f *Factory) simStatePath() string {
@@ -353,4 +357,12 @@ func (f *Factory) connectWithin(ctx context.Context, s *settings) (context.Conte
 		return nil, func() {}, nil, err
 	}
 	return ctx, cancel, c, nil
+}
+
+// now is the factory's clock (tests) or the wall clock.
+func (f *Factory) now() time.Time {
+	if f.Clock != nil {
+		return f.Clock.Now()
+	}
+	return time.Now()
 }

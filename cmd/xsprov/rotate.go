@@ -8,6 +8,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/xsprov/xsprov/provision"
+	"github.com/xsprov/xsprov/provision/credfile"
+	"github.com/xsprov/xsprov/provision/xssec"
 )
 
 // RotateOptions are the inputs of `xsprov rotate`.
@@ -75,7 +77,7 @@ func rotateRun(ctx context.Context, f *Factory, o *RotateOptions) error {
 	if err != nil {
 		return err
 	}
-	keyParams, err := provision.ParseKeyParams(o.KeyParams)
+	keyParams, err := xssec.ParseKeyParams("--key-params", o.KeyParams)
 	if err != nil {
 		return err
 	}
@@ -90,13 +92,12 @@ func rotateRun(ctx context.Context, f *Factory, o *RotateOptions) error {
 	if err != nil {
 		return err
 	}
-	c.prov.Verify = true
-	c.prov.OnSecrets = func(v []string) { f.mask(o.JSON, v) }
-	res, err := c.prov.Rotate(ctx, provision.RotateRequest{
+	res, err := c.engine(true, func(v []string) { f.mask(o.JSON, v) }).Rotate(ctx, provision.RotateRequest{
 		Ref: provision.Ref{Org: s.org, Space: s.space, Instance: o.Instance}, Key: o.Key, KeyParams: keyParams, Grace: o.Grace,
-		Out: provision.Output{Path: o.Out, Format: o.Format, EnvPrefix: o.EnvPrefix, Instance: o.Instance},
+		Out: credfile.Output{Path: o.Out, Format: o.Format, EnvPrefix: o.EnvPrefix, Instance: o.Instance},
 	})
 	if res != nil {
+		f.warnExposed(res.File, nil)
 		if gerr := o.ci.githubOutput(f, map[string]string{"credentials-file": res.File, "client-id": res.ClientID, "key": res.NewKey.Name}); gerr != nil && err == nil {
 			err = gerr
 		}

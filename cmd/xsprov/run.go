@@ -36,12 +36,12 @@ func run(ctx context.Context, args []string, f *Factory) (code int) {
 	root.SetErr(f.IO.ErrOut)
 	err := root.ExecuteContext(ctx)
 	if err != nil {
-		state := ""
+		state, doing := "", ""
 		if f.rep != nil {
-			state = f.rep.interrupted()
+			state, doing = f.rep.interrupted(), f.rep.doing()
 			f.rep.Fail()
 		}
-		printError(f.IO.ErrOut, err, state)
+		printError(f.IO.ErrOut, err, state, doing)
 	}
 	return exitCode(err)
 }

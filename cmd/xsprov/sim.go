@@ -15,7 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
 
-	"github.com/xsprov/xsprov/provision"
+	"github.com/xsprov/xsprov/provision/cfapi"
 	"github.com/xsprov/xsprov/provision/cfsim"
 )
 
@@ -155,10 +155,10 @@ func (o *SimOptions) build() error {
 		dec := yaml.NewDecoder(strings.NewReader(string(b)))
 		dec.KnownFields(true)
 		if err := dec.Decode(&seed); err != nil {
-			return provision.Usagef("seed file %s: %v", o.SeedFile, err)
+			return cfapi.Usagef("seed file %s: %v", o.SeedFile, err)
 		}
 		if len(seed.Orgs) == 0 || len(seed.Brokers) == 0 || (len(seed.Users) == 0 && len(seed.Clients) == 0) {
-			return provision.Usagef("seed file %s: needs orgs, brokers and at least one user or client", o.SeedFile)
+			return cfapi.Usagef("seed file %s: needs orgs, brokers and at least one user or client", o.SeedFile)
 		}
 		o.simOpts = append(o.simOpts, cfsim.WithSeed(seed))
 	}
@@ -178,7 +178,7 @@ func simRun(ctx context.Context, f *Factory, o *SimOptions) error {
 	}
 	sim, err := cfsim.New(o.simOpts...)
 	if err != nil {
-		return provision.Usagef("simulator: %v", err)
+		return cfapi.Usagef("simulator: %v", err)
 	}
 	for _, fl := range o.fails {
 		sim.FailNext(fl[0], fl[1])

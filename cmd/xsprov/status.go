@@ -9,6 +9,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/xsprov/xsprov/provision"
+	"github.com/xsprov/xsprov/provision/credfile"
+	"github.com/xsprov/xsprov/provision/xssec"
 )
 
 // StatusOptions are the inputs of `xsprov status`.
@@ -59,7 +61,7 @@ Exits 1 when the instance does not exist.`,
 	fl.StringVar(&opts.TenantMode, "tenant-mode", "", "desired tenant mode, for the drift check")
 	fl.StringArrayVar(&opts.ForeignScopes, "foreign-scope", nil, "desired foreign scope reference, for the drift check (repeatable)")
 	fl.StringVar(&opts.Out, "out", "", "credentials file (default INSTANCE-credentials.json, or after --format)")
-	fl.StringVar(&opts.Format, "format", provision.FormatJSON, "format of the credentials file, for its default name")
+	fl.StringVar(&opts.Format, "format", credfile.FormatJSON, "format of the credentials file, for its default name")
 	fl.BoolVar(&opts.JSON, "json", false, "print a machine-readable result on stdout")
 	return cmd
 }
@@ -74,12 +76,12 @@ func statusRun(ctx context.Context, f *Factory, o *StatusOptions) error {
 	}
 	var desired map[string]any
 	if o.ParamsFile != "" || o.Templates.Template != "" || o.XSAppName != "" || o.TenantMode != "" || len(o.ForeignScopes) > 0 {
-		in := provision.ParamsInput{File: o.ParamsFile, XSAppName: o.XSAppName,
+		in := xssec.Input{File: o.ParamsFile, XSAppName: o.XSAppName,
 			TenantMode: o.TenantMode, ForeignScopes: o.ForeignScopes, Instance: o.Instance}
 		if err := o.Templates.into(&in); err != nil {
 			return err
 		}
-		desired, _, err = provision.BuildParams(in)
+		desired, _, err = xssec.Build(in)
 		if err != nil {
 			return err
 		}
@@ -89,8 +91,8 @@ func statusRun(ctx context.Context, f *Factory, o *StatusOptions) error {
 	if err != nil {
 		return err
 	}
-	c.rep.Info(fmt.Sprintf("Showing status of service instance %s in org %s / space %s as %s...\n", o.Instance, s.org, s.space, c.prov.S.User))
-	st, err := c.prov.Status(ctx, provision.StatusRequest{
+	c.rep.Info(fmt.Sprintf("Showing status of service instance %s in org %s / space %s as %s...\n", o.Instance, s.org, s.space, c.sess.User))
+	st, err := c.engine(false, nil).Status(ctx, provision.StatusRequest{
 		Ref: provision.Ref{Org: s.org, Space: s.space, Instance: o.Instance}, Key: o.Key, Desired: desired, OutPath: o.Out,
 	})
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/xsprov/xsprov/provision"
+	"github.com/xsprov/xsprov/provision/cfapi"
 	"github.com/xsprov/xsprov/provision/xssec"
 	"github.com/xsprov/xsprov/templates"
 )
@@ -49,7 +50,7 @@ func (t *templateFlags) render(name string) ([]byte, error) {
 
 // into renders --template, when given, as the parameters of in (flags still
 // override its fields).
-func (t *templateFlags) into(in *provision.ParamsInput) error {
+func (t *templateFlags) into(in *xssec.Input) error {
 	if t.Template == "" {
 		return nil
 	}
@@ -59,7 +60,7 @@ func (t *templateFlags) into(in *provision.ParamsInput) error {
 	}
 	d, ps := xssec.Parse(raw)
 	if ps != nil {
-		return &provision.UsageError{Msg: "template " + t.Template + " does not render to a JSON object:\n" + problemLines(ps)}
+		return &cfapi.UsageError{Msg: "template " + t.Template + " does not render to a JSON object:\n" + problemLines(ps)}
 	}
 	in.Inline, in.Source = d, "template "+t.Template
 	return nil
@@ -69,7 +70,7 @@ func (t *templateFlags) into(in *provision.ParamsInput) error {
 func usage(err error) error {
 	var te *templates.Error
 	if errors.As(err, &te) {
-		return &provision.UsageError{Msg: te.Msg}
+		return &cfapi.UsageError{Msg: te.Msg}
 	}
 	return err
 }
@@ -118,7 +119,7 @@ func newTemplatesCmd(f *Factory) *cobra.Command {
 			ps := xssec.ValidateJSON(out)
 			printProblems(f.IO.ErrOut, ps.Warnings())
 			if err := ps.Err(); err != nil {
-				return &provision.UsageError{Msg: "template " + args[0] + " renders an invalid descriptor:\n" + problemLines(ps.Errors())}
+				return &cfapi.UsageError{Msg: "template " + args[0] + " renders an invalid descriptor:\n" + problemLines(ps.Errors())}
 			}
 			_, err = f.IO.Out.Write(out)
 			return err
@@ -210,7 +211,7 @@ func validateRun(f *Factory, o *ValidateOptions) error {
 	} else {
 		b, err := os.ReadFile(o.File)
 		if err != nil {
-			return provision.Usagef("read %s: %v", o.File, err)
+			return cfapi.Usagef("read %s: %v", o.File, err)
 		}
 		raw = b
 	}

@@ -14,6 +14,9 @@ import (
 	"golang.org/x/term"
 
 	"github.com/xsprov/xsprov/provision"
+	"github.com/xsprov/xsprov/provision/cfapi"
+	"github.com/xsprov/xsprov/provision/credfile"
+	"github.com/xsprov/xsprov/provision/xsuaa"
 )
 
 // TokenOptions are the inputs of `xsprov token`.
@@ -124,12 +127,12 @@ func tokenRun(ctx context.Context, f *Factory, o *TokenOptions) error {
 	if err != nil {
 		return err
 	}
-	tlsOpts := provision.TLSOptions{RootCAs: roots, SkipVerify: o.Target.SkipSSL}
+	tlsOpts := xsuaa.TLSOptions{RootCAs: roots, SkipVerify: o.Target.SkipSSL}
 	password := ""
 	if o.Grant == "password" {
 		if password = f.getenv("XSUAA_PASSWORD"); password == "" {
 			if !f.IO.CanPrompt() {
-				return provision.Usagef("--grant password: set XSUAA_PASSWORD (no terminal to ask on)")
+				return cfapi.Usagef("--grant password: set XSUAA_PASSWORD (no terminal to ask on)")
 			}
 			if password, err = f.IO.ReadSecret("Password for " + o.Username + ": "); err != nil {
 				return err
@@ -137,9 +140,9 @@ func tokenRun(ctx context.Context, f *Factory, o *TokenOptions) error {
 		}
 	}
 	var creds map[string]any
-	var transport = provision.NewHTTPClient(&provision.Transport{Done: ctx.Done()}, false).Transport
+	wrap := cfapi.HTTPOptions{Clock: f.Clock}.Wrap
 	if o.CredsFile != "" {
-		if creds, err = provision.ReadCredentials(o.CredsFile); err != nil {
+		if creds, err = credfile.ReadCredentials(o.CredsFile); err != nil {
 			return err
 		}
 	} else {
@@ -153,17 +156,17 @@ func tokenRun(ctx context.Context, f *Factory, o *TokenOptions) error {
 		if err != nil {
 			return err
 		}
-		res, err := c.prov.Creds(tctx, provision.CredsRequest{Ref: provision.Ref{Org: s.org, Space: s.space, Instance: o.Instance}, Key: o.Key})
+		res, err := c.engine(false, nil).Creds(tctx, provision.CredsRequest{Ref: provision.Ref{Org: s.org, Space: s.space, Instance: o.Instance}, Key: o.Key})
 		if err != nil {
 			return err
 		}
 		creds = res.Credentials()
-		transport = c.prov.S.HTTP.Transport
+		wrap = c.httpOpts.Wrap
 		if f.simCA != nil {
 			tlsOpts.RootCAs = f.simCA
 		}
 	}
-	tok, err := provision.FetchToken(ctx, transport, provision.TokenRequest{Creds: creds, Grant: o.Grant, Username: o.Username, Password: password, Scopes: o.Scopes}, tlsOpts)
+	tok, err := xsuaa.FetchToken(ctx, xsuaa.TokenRequest{Creds: creds, Grant: o.Grant, Username: o.Username, Password: password, Scopes: o.Scopes}, xsuaa.Options{TLS: tlsOpts, Wrap: wrap, Now: f.now})
 	if err != nil {
 		return err
 	}
@@ -172,7 +175,7 @@ func tokenRun(ctx context.Context, f *Factory, o *TokenOptions) error {
 	case o.JSON:
 		doc := struct {
 			FormatVersion string `json:"format_version"`
-			*provision.Token
+			*xsuaa.Token
 			AccessToken string `json:"access_token,omitempty"`
 		}{provision.FormatVersion, tok, ""}
 		if o.ShowToken {
@@ -189,7 +192,7 @@ func tokenRun(ctx context.Context, f *Factory, o *TokenOptions) error {
 	return nil
 }
 
-func printTokenCheck(w io.Writer, t *provision.Token) {
+func printTokenCheck(w io.Writer, t *xsuaa.Token) {
 	row := func(k, v string) { fmt.Fprintf(w, "%-16s %s\n", k+":", v) }
 	row("client id", t.ClientID)
 	if t.UserName != "" {

@@ -9,6 +9,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/xsprov/xsprov/provision"
+	"github.com/xsprov/xsprov/provision/credfile"
+	"github.com/xsprov/xsprov/provision/xssec"
 )
 
 // UpOptions are the inputs of `xsprov up`.
@@ -40,16 +42,16 @@ type UpOptions struct {
 // that write a credentials file.
 func registerOutputFlags(cmd *cobra.Command, out, format, prefix *string) {
 	cmd.Flags().StringVar(out, "out", "", "credentials file (default INSTANCE-credentials.json, .env or .yaml after --format)")
-	cmd.Flags().StringVar(format, "format", provision.FormatJSON, "credentials file format: "+strings.Join(provision.Formats, ", "))
+	cmd.Flags().StringVar(format, "format", credfile.FormatJSON, "credentials file format: "+strings.Join(credfile.Formats, ", "))
 	cmd.Flags().StringVar(prefix, "env-prefix", "XSUAA_", "variable prefix for --format env")
 }
 
 func checkOutput(instance string, out, format *string) error {
-	if !contains(provision.Formats, *format) {
-		return flagErrorf("--format %q is not one of %s", *format, strings.Join(provision.Formats, ", "))
+	if !contains(credfile.Formats, *format) {
+		return flagErrorf("--format %q is not one of %s", *format, strings.Join(credfile.Formats, ", "))
 	}
 	if *out == "" {
-		*out = provision.DefaultOutPath(instance, *format)
+		*out = credfile.DefaultOutPath(instance, *format)
 	}
 	return nil
 }
@@ -157,21 +159,21 @@ func (o *UpOptions) validate() error {
 
 // request builds the core request; every input problem is a usage error.
 func (o *UpOptions) request(rep provision.Reporter, s *settings) (provision.UpRequest, error) {
-	in := provision.ParamsInput{
+	in := xssec.Input{
 		File: o.ParamsFile, XSAppName: o.XSAppName, TenantMode: o.TenantMode,
 		ForeignScopes: o.ForeignScopes, Instance: o.Instance,
 	}
 	if err := o.Templates.into(&in); err != nil {
 		return provision.UpRequest{}, err
 	}
-	params, warnings, err := provision.BuildParams(in)
+	params, warnings, err := xssec.Build(in)
 	if err != nil {
 		return provision.UpRequest{}, err
 	}
 	for _, w := range warnings {
 		rep.Warn(w.Describe())
 	}
-	keyParams, err := provision.ParseKeyParams(o.KeyParams)
+	keyParams, err := xssec.ParseKeyParams("--key-params", o.KeyParams)
 	if err != nil {
 		return provision.UpRequest{}, err
 	}
@@ -195,7 +197,7 @@ func (o *UpOptions) request(rep provision.Reporter, s *settings) (provision.UpRe
 		Ref:      provision.Ref{Org: s.org, Space: s.space, Instance: o.Instance},
 		Offering: o.Offering, Plan: o.Plan, Broker: o.Broker,
 		Params: params, Tags: o.Tags, Key: o.Key, KeyParams: keyParams,
-		Out:    provision.Output{Path: o.Out, Format: o.Format, EnvPrefix: o.EnvPrefix},
+		Out:    credfile.Output{Path: o.Out, Format: o.Format, EnvPrefix: o.EnvPrefix},
 		NoWait: o.NoWait,
 	}, nil
 }
@@ -214,12 +216,11 @@ func upRun(ctx context.Context, f *Factory, o *UpOptions) error {
 	if err != nil {
 		return err
 	}
-	c.prov.Verify = o.Verify && !o.NoVerify && !o.NoWait
-	c.prov.OnSecrets = func(v []string) { f.mask(o.JSON, v) }
-	res, err := c.prov.Up(ctx, req)
+	res, err := c.engine(o.Verify && !o.NoVerify && !o.NoWait, func(v []string) { f.mask(o.JSON, v) }).Up(ctx, req)
 	if res == nil {
 		return err
 	}
+	f.warnExposed(res.File, &res.Warnings)
 	if gerr := o.ci.githubOutput(f, map[string]string{"credentials-file": res.File, "client-id": res.ClientID, "url": res.URL}); gerr != nil && err == nil {
 		err = gerr
 	}

@@ -139,3 +139,14 @@ func FuzzValidate(f *testing.F) {
 		}
 	})
 }
+func FuzzParseKeyParams(f *testing.F) {
+	for _, s := range []string{`{"credential-type":"x509"}`, `{`, `[]`, `null`, `{"x509":{"key-length":2048}}`, " {} "} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		m, err := ParseKeyParams("key parameters", s)
+		if err == nil && s != "" && m == nil {
+			t.Fatalf("%q: no error and no object", s)
+		}
+	})
+}

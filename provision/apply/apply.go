@@ -1,22 +1,33 @@
-package provision
+// Package apply plans, applies and destroys an onboarding spec over the
+// engine's API (Engine): it reads the landscape in batched lists, decides
+// what to change, and carries what it observed into the apply instead of
+// looking it up again.
+package apply
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/cloudfoundry/go-cfclient/v3/client"
 	"github.com/cloudfoundry/go-cfclient/v3/resource"
 
+	"github.com/xsprov/xsprov/provision"
+	"github.com/xsprov/xsprov/provision/cfapi"
+	"github.com/xsprov/xsprov/provision/credfile"
+	"github.com/xsprov/xsprov/provision/remedy"
+	"github.com/xsprov/xsprov/provision/spec"
 	"github.com/xsprov/xsprov/provision/xssec"
 )
 
-// ApplyOptions steer plan, apply and destroy.
-type ApplyOptions struct {
+// Options steer plan, apply and destroy.
+type Options struct {
 	Org           string
 	Parallel      int
 	Prune, Adopt  bool
@@ -39,28 +50,34 @@ const (
 
 // Change is one planned (and, after apply, attempted) change.
 type Change struct {
-	Kind    string      `json:"kind"` // space, role, instance, key, file
-	Address string      `json:"address"`
-	Action  string      `json:"action"`
-	Reason  string      `json:"reason,omitempty"`
-	Diff    []DiffEntry `json:"diff,omitempty"`
-	Result  string      `json:"result,omitempty"` // ok, failed, skipped
-	Error   string      `json:"error,omitempty"`
+	Kind    string            `json:"kind"` // space, role, instance, key, file
+	Address string            `json:"address"`
+	Action  string            `json:"action"`
+	Reason  string            `json:"reason,omitempty"`
+	Diff    []xssec.DiffEntry `json:"diff,omitempty"`
+	Result  string            `json:"result,omitempty"` // ok, failed, skipped
+	Error   string            `json:"error,omitempty"`
+	// Hint is what the user can do about an error (the face words it).
+	Hint remedy.Action `json:"-"`
 
-	space  *SpecSpace
-	role   *SpecRole
-	inst   *SpecInstance
-	key    *SpecKey
+	space  *spec.Space
+	role   *spec.Role
+	inst   *spec.Instance
+	key    *spec.Key
 	cur    *resource.ServiceInstance
 	curKey *resource.ServiceCredentialBinding
-	creds  map[string]any // credentials the plan read for a file change
+	keys   []*resource.ServiceCredentialBinding // the instance's keys (rotation)
+	creds  map[string]any                       // credentials the plan read for a file change
+	// params the plan read (paramsRead), so the apply compares with them
+	params     map[string]any
+	paramsRead bool
 }
 
 // Changed tells whether the change does something.
 func (c *Change) Changed() bool { return c.Action != ActNoop }
 
-// PlanResult is the machine-readable plan or apply report.
-type PlanResult struct {
+// Result is the machine-readable plan or apply report.
+type Result struct {
 	FormatVersion string         `json:"format_version"`
 	Spec          string         `json:"spec"`
 	Org           string         `json:"org"`
@@ -70,7 +87,7 @@ type PlanResult struct {
 }
 
 // HasChanges tells whether applying would change anything.
-func (r *PlanResult) HasChanges() bool {
+func (r *Result) HasChanges() bool {
 	for _, c := range r.Changes {
 		if c.Changed() {
 			return true
@@ -79,7 +96,7 @@ func (r *PlanResult) HasChanges() bool {
 	return false
 }
 
-func (r *PlanResult) summarize() {
+func (r *Result) summarize() {
 	r.Summary = map[string]int{}
 	r.Failed = 0
 	for _, c := range r.Changes {
@@ -92,68 +109,71 @@ func (r *PlanResult) summarize() {
 
 // planState is what planning learnt and applying reuses.
 type planState struct {
-	spec    *Spec
-	opts    ApplyOptions
+	spec    *spec.Spec
+	opts    Options
 	orgName string
 	orgGUID string
 	spaces  map[string]*resource.Space // lower-case name → space
-	plans   map[string]Plan
+	plans   map[string]cfapi.Plan
 	mu      sync.Mutex
 }
 
 func (st *planState) specLabels() map[string]string {
-	return map[string]string{SpecLabel: st.spec.Metadata.Name}
+	return map[string]string{spec.OwnerLabel: st.spec.Metadata.Name}
 }
 
 func ownedBy(m *resource.Metadata) string {
-	if m == nil || m.Labels == nil || m.Labels[SpecLabel] == nil {
+	if m == nil || m.Labels == nil || m.Labels[spec.OwnerLabel] == nil {
 		return ""
 	}
-	return *m.Labels[SpecLabel]
+	return *m.Labels[spec.OwnerLabel]
 }
 
 func instAddr(space, name string) string { return "instance " + space + "/" + name }
 
-// PlanSpec computes what applying the spec would change. It only reads.
-func (p *Provisioner) PlanSpec(ctx context.Context, s *Spec, o ApplyOptions) (*PlanResult, error) {
-	res, _, err := p.plan(ctx, s, o)
+// itemPrefix marks a worker's progress lines with the item it works on.
+func itemPrefix(addr string) string { return "[" + strings.TrimPrefix(addr, "instance ") + "] " }
+
+// Plan computes what applying the spec would change. It only reads.
+func (w *Runner) Plan(ctx context.Context, s *spec.Spec, o Options) (*Result, error) {
+	res, _, err := w.plan(ctx, s, o)
 	return res, err
 }
 
 // loadOrg finds the spec's org and its spaces: what plan and destroy start
 // from.
-func (p *Provisioner) loadOrg(ctx context.Context, s *Spec, o ApplyOptions) (*planState, *PlanResult, error) {
-	st := &planState{spec: s, opts: o, spaces: map[string]*resource.Space{}, plans: map[string]Plan{}}
+func (w *Runner) loadOrg(ctx context.Context, s *spec.Spec, o Options) (*planState, *Result, error) {
+	st := &planState{spec: s, opts: o, spaces: map[string]*resource.Space{}, plans: map[string]cfapi.Plan{}}
 	oopts := client.NewOrganizationListOptions()
 	oopts.Names = client.Filter{Values: []string{o.Org}}
-	orgs, err := p.S.CF.Organizations.ListAll(ctx, oopts)
+	orgs, err := w.s.CF.Organizations.ListAll(ctx, oopts)
 	if err != nil {
-		return nil, nil, classify("look up organization "+quote(o.Org), err)
+		return nil, nil, cfapi.Classify("look up organization "+strconv.Quote(o.Org), err)
 	}
 	if len(orgs) == 0 {
-		return nil, nil, p.targetNotFound(ctx, o.Org, "-")
+		return nil, nil, w.s.TargetNotFound(ctx, o.Org, "-")
 	}
 	st.orgName, st.orgGUID = orgs[0].Name, orgs[0].GUID
 	sopts := client.NewSpaceListOptions()
 	sopts.OrganizationGUIDs = client.Filter{Values: []string{st.orgGUID}}
 	sopts.PerPage = 5000
-	spaces, err := p.S.CF.Spaces.ListAll(ctx, sopts)
+	spaces, err := w.s.CF.Spaces.ListAll(ctx, sopts)
 	if err != nil {
-		return nil, nil, classify("list spaces", err)
+		return nil, nil, cfapi.Classify("list spaces", err)
 	}
 	for _, sp := range spaces {
 		st.spaces[strings.ToLower(sp.Name)] = sp
 	}
-	return st, &PlanResult{FormatVersion: FormatVersion, Spec: s.Metadata.Name, Org: st.orgName, Changes: []*Change{}}, nil
+	return st, &Result{FormatVersion: provision.FormatVersion, Spec: s.Metadata.Name, Org: st.orgName, Changes: []*Change{}}, nil
 }
 
-func (p *Provisioner) plan(ctx context.Context, s *Spec, o ApplyOptions) (*PlanResult, *planState, error) {
-	st, res, err := p.loadOrg(ctx, s, o)
+func (w *Runner) plan(ctx context.Context, s *spec.Spec, o Options) (*Result, *planState, error) {
+	st, res, err := w.loadOrg(ctx, s, o)
 	if err != nil {
 		return nil, nil, err
 	}
 	// Spaces and roles.
-	roleSet, err := p.existingRoles(ctx, st)
+	roleSet, err := w.existingRoles(ctx, st)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -166,30 +186,30 @@ func (p *Provisioner) plan(ctx context.Context, s *Spec, o ApplyOptions) (*PlanR
 		res.Changes = append(res.Changes, c)
 		for j := range sp.Roles {
 			r := &sp.Roles[j]
-			rc := &Change{Kind: "role", Address: fmt.Sprintf("role %s %s (%s) in space %s", r.Role, r.User, firstNonEmpty(r.Origin, "uaa"), sp.Name), Action: ActNoop, space: sp, role: r}
-			if !roleSet[roleID(sp.Name, spaceRoles[r.Role], r.User, firstNonEmpty(r.Origin, "uaa"))] {
+			rc := &Change{Kind: "role", Address: fmt.Sprintf("role %s %s (%s) in space %s", r.Role, r.User, cmp.Or(r.Origin, "uaa"), sp.Name), Action: ActNoop, space: sp, role: r}
+			if !roleSet[roleID(sp.Name, spec.SpaceRoles[r.Role], r.User, cmp.Or(r.Origin, "uaa"))] {
 				rc.Action = ActCreate
 			}
 			res.Changes = append(res.Changes, rc)
 		}
 	}
 	// Instances of this shard.
-	var mine []*SpecInstance
+	var mine []*spec.Instance
 	for _, in := range s.Instances {
-		if InShard(in.Space, in.Name, o.Shard, o.Shards) {
+		if spec.InShard(in.Space, in.Name, o.Shard, o.Shards) {
 			mine = append(mine, in)
 		}
 	}
-	existing, err := p.instancesIn(ctx, st)
+	existing, err := w.instancesIn(ctx, st)
 	if err != nil {
 		return nil, nil, err
 	}
-	keys, err := p.keysOfMany(ctx, st, mine, existing)
+	keys, err := w.keysOfMany(ctx, st, mine, existing)
 	if err != nil {
 		return nil, nil, err
 	}
 	changes := make([][]*Change, len(mine))
-	p.workers(ctx, o.Parallel, len(mine), func(q *Provisioner, i int) {
+	w.workers(ctx, o.Parallel, len(mine), nil, func(q *Runner, i int) {
 		changes[i] = q.planInstance(ctx, st, mine[i], existing, keys)
 	})
 	if err := ctx.Err(); err != nil {
@@ -199,7 +219,7 @@ func (p *Provisioner) plan(ctx context.Context, s *Spec, o ApplyOptions) (*PlanR
 		res.Changes = append(res.Changes, cs...)
 	}
 	if o.Prune {
-		pr, err := p.planPrune(ctx, st)
+		pr, err := w.planPrune(ctx, st)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -213,7 +233,7 @@ func roleID(space, typ, user, origin string) string {
 	return strings.ToLower(space) + "|" + typ + "|" + user + "|" + origin
 }
 
-func (p *Provisioner) existingRoles(ctx context.Context, st *planState) (map[string]bool, error) {
+func (w *Runner) existingRoles(ctx context.Context, st *planState) (map[string]bool, error) {
 	set := map[string]bool{}
 	var guids []string
 	byGUID := map[string]string{}
@@ -229,9 +249,9 @@ func (p *Provisioner) existingRoles(ctx context.Context, st *planState) (map[str
 	opts := client.NewRoleListOptions()
 	opts.SpaceGUIDs = client.Filter{Values: guids}
 	opts.PerPage = 5000
-	roles, users, err := p.S.CF.Roles.ListIncludeUsersAll(ctx, opts)
+	roles, users, err := w.s.CF.Roles.ListIncludeUsersAll(ctx, opts)
 	if err != nil {
-		return nil, classify("list roles", err)
+		return nil, cfapi.Classify("list roles", err)
 	}
 	userByGUID := map[string]*resource.User{}
 	for _, u := range users {
@@ -255,7 +275,7 @@ func (p *Provisioner) existingRoles(ctx context.Context, st *planState) (map[str
 }
 
 // instancesIn lists the instances in the spec's spaces, by space/name.
-func (p *Provisioner) instancesIn(ctx context.Context, st *planState) (map[string]*resource.ServiceInstance, error) {
+func (w *Runner) instancesIn(ctx context.Context, st *planState) (map[string]*resource.ServiceInstance, error) {
 	out := map[string]*resource.ServiceInstance{}
 	var guids []string
 	seen := map[string]bool{}
@@ -271,9 +291,9 @@ func (p *Provisioner) instancesIn(ctx context.Context, st *planState) (map[strin
 	opts := client.NewServiceInstanceListOptions()
 	opts.SpaceGUIDs = client.Filter{Values: guids}
 	opts.PerPage = 5000
-	list, err := p.S.CF.ServiceInstances.ListAll(ctx, opts)
+	list, err := w.s.CF.ServiceInstances.ListAll(ctx, opts)
 	if err != nil {
-		return nil, classify("list service instances", err)
+		return nil, cfapi.Classify("list service instances", err)
 	}
 	for _, si := range list {
 		out[si.Relationships.Space.Data.GUID+"/"+si.Name] = si
@@ -282,8 +302,8 @@ func (p *Provisioner) instancesIn(ctx context.Context, st *planState) (map[strin
 }
 
 // keysOfMany lists the keys of the spec's existing instances in a few
-// requests (many instance GUIDs per filter), by instance GUID.
-func (p *Provisioner) keysOfMany(ctx context.Context, st *planState, ins []*SpecInstance, existing map[string]*resource.ServiceInstance) (map[string][]*resource.ServiceCredentialBinding, error) {
+// requests, by instance GUID.
+func (w *Runner) keysOfMany(ctx context.Context, st *planState, ins []*spec.Instance, existing map[string]*resource.ServiceInstance) (map[string][]*resource.ServiceCredentialBinding, error) {
 	var guids []string
 	for _, in := range ins {
 		if sp := st.spaces[strings.ToLower(in.Space)]; sp != nil {
@@ -292,28 +312,10 @@ func (p *Provisioner) keysOfMany(ctx context.Context, st *planState, ins []*Spec
 			}
 		}
 	}
-	out := map[string][]*resource.ServiceCredentialBinding{}
-	const batch = 100 // keeps the URL well below common limits
-	for lo := 0; lo < len(guids); lo += batch {
-		opts := client.NewServiceCredentialBindingListOptions()
-		opts.ServiceInstanceGUIDs = client.Filter{Values: guids[lo:min(lo+batch, len(guids))]}
-		opts.Type = client.Filter{Values: []string{"key"}}
-		opts.PerPage = 5000
-		keys, err := p.S.CF.ServiceCredentialBindings.ListAll(ctx, opts)
-		if err != nil {
-			return nil, classify("list service keys", err)
-		}
-		for _, k := range keys {
-			if k.Relationships.ServiceInstance != nil && k.Relationships.ServiceInstance.Data != nil {
-				g := k.Relationships.ServiceInstance.Data.GUID
-				out[g] = append(out[g], k)
-			}
-		}
-	}
-	return out, nil
+	return w.s.KeysOfInstances(ctx, guids)
 }
 
-func (p *Provisioner) planInstance(ctx context.Context, st *planState, in *SpecInstance, existing map[string]*resource.ServiceInstance, keysByInst map[string][]*resource.ServiceCredentialBinding) []*Change {
+func (w *Runner) planInstance(ctx context.Context, st *planState, in *spec.Instance, existing map[string]*resource.ServiceInstance, keysByInst map[string][]*resource.ServiceCredentialBinding) []*Change {
 	addr := instAddr(in.Space, in.Name)
 	c := &Change{Kind: "instance", Address: addr, Action: ActNoop, inst: in}
 	out := []*Change{c}
@@ -338,7 +340,7 @@ func (p *Provisioner) planInstance(ctx context.Context, st *planState, in *SpecI
 			c.Action = ActCreate
 			return keysFresh("")
 		}
-		c.Action, c.Reason = ActError, "space "+quote(in.Space)+" does not exist in organization "+st.orgName+" and is not in the spec's spaces"
+		c.Action, c.Reason = ActError, "space "+strconv.Quote(in.Space)+" does not exist in organization "+st.orgName+" and is not in the spec's spaces"
 		return out
 	}
 	cur := existing[sp.GUID+"/"+in.Name]
@@ -350,10 +352,10 @@ func (p *Provisioner) planInstance(ctx context.Context, st *planState, in *SpecI
 	owner := ownedBy(cur.Metadata)
 	switch {
 	case owner != "" && owner != st.spec.Metadata.Name:
-		c.Action, c.Reason = ActError, "owned by spec "+quote(owner)+", not this one"
+		c.Action, c.Reason = ActError, "owned by spec "+strconv.Quote(owner)+", not this one"
 		return out
 	case owner == "" && !st.opts.Adopt:
-		c.Action, c.Reason = ActError, "exists but is not managed by this spec (no "+SpecLabel+" label); adopt it with --adopt"
+		c.Action, c.Reason, c.Hint = ActError, "exists but is not managed by this spec (no "+spec.OwnerLabel+" label)", remedy.Adopt
 		return out
 	case owner == "":
 		c.Action, c.Reason = ActAdopt, "label it as managed by this spec"
@@ -363,22 +365,23 @@ func (p *Provisioner) planInstance(ctx context.Context, st *planState, in *SpecI
 	case lo.Type == "create" && lo.State == "failed":
 		c.Action, c.Reason = ActRecreate, "its creation failed: "+lo.Description
 		return keysFresh("")
-	case opBusy(lo):
+	case cfapi.OpBusy(lo):
 		// apply waits, compares the parameters again, then sees to the keys
-		c.Action, c.Reason = ActWait, "an operation is in progress ("+describeOp(lo)+"); apply waits and compares again"
+		c.Action, c.Reason = ActWait, "an operation is in progress ("+cfapi.DescribeOp(lo)+"); apply waits and compares again"
 	}
 	var params map[string]any
 	if c.Action != ActWait {
 		var err error
-		if params, err = p.instanceParams(ctx, cur.GUID); err != nil {
+		if params, err = w.s.InstanceParams(ctx, cur.GUID); err != nil {
 			c.Action, c.Reason = ActError, err.Error()
 			return out
 		}
+		c.params, c.paramsRead = params, true
 	}
 	if params != nil {
-		diff := Diff(params, in.Descriptor)
+		diff := xssec.Diff(params, in.Descriptor)
 		if imm := xssec.ImmutableChanges(params, in.Descriptor); len(imm) > 0 {
-			c.Action, c.Reason, c.Diff = ActRecreate, joinAnd(imm)+" cannot change in place ("+describeImmutable(params, imm)+" → "+describeImmutable(in.Descriptor, imm)+")", diff
+			c.Action, c.Reason, c.Diff = ActRecreate, xssec.JoinAnd(imm)+" cannot change in place ("+xssec.DescribeFields(params, imm)+" → "+xssec.DescribeFields(in.Descriptor, imm)+")", diff
 			return keysFresh("")
 		}
 		if len(diff) > 0 {
@@ -392,16 +395,16 @@ func (p *Provisioner) planInstance(ctx context.Context, st *planState, in *SpecI
 	}
 	// Keys of an instance that stays.
 	keys := keysByInst[cur.GUID]
-	now := p.clock().Now()
+	now := w.s.Clock().Now()
 	for _, k := range in.Keys {
-		kc := &Change{Kind: "key", Address: "key " + in.Space + "/" + in.Name + "/" + k.Name, Action: ActNoop, inst: in, key: k}
-		ck := pickKey(keys, k.Name)
+		kc := &Change{Kind: "key", Address: "key " + in.Space + "/" + in.Name + "/" + k.Name, Action: ActNoop, inst: in, key: k, keys: keys}
+		ck := cfapi.PickKey(keys, k.Name)
 		kc.curKey = ck
 		switch {
 		case ck == nil:
 			kc.Action = ActCreate
-		case opBusy(ck.LastOperation):
-			kc.Action, kc.Reason = ActWait, "an operation is in progress ("+describeOp(ck.LastOperation)+")"
+		case cfapi.OpBusy(ck.LastOperation):
+			kc.Action, kc.Reason = ActWait, "an operation is in progress ("+cfapi.DescribeOp(ck.LastOperation)+")"
 		case ck.LastOperation.State == "failed":
 			kc.Action, kc.Reason = ActRecreate, "its last operation failed: "+ck.LastOperation.Description
 		case k.Rotate.MaxAgeDuration() > 0 && now.Sub(ck.CreatedAt) > k.Rotate.MaxAgeDuration():
@@ -414,7 +417,7 @@ func (p *Provisioner) planInstance(ctx context.Context, st *planState, in *SpecI
 		fc := &Change{Kind: "file", Address: "file " + k.Out, Action: ActNoop, inst: in, key: k}
 		if kc.Action != ActNoop {
 			fc.Action = map[bool]string{true: ActUpdate, false: ActCreate}[fileExists(k.Out)]
-		} else if changed, reason, creds := p.fileDiffers(ctx, ck, k, in); changed {
+		} else if changed, reason, creds := w.fileDiffers(ctx, ck, k, in); changed {
 			fc.creds = creds
 			fc.Action, fc.Reason = map[bool]string{true: ActUpdate, false: ActCreate}[fileExists(k.Out)], reason
 		}
@@ -430,35 +433,35 @@ func fileExists(p string) bool {
 
 // fileDiffers compares a key's credentials file with what would be written.
 // It returns the credentials it read, so that apply need not read them again.
-func (p *Provisioner) fileDiffers(ctx context.Context, k *resource.ServiceCredentialBinding, sk *SpecKey, in *SpecInstance) (bool, string, map[string]any) {
+func (w *Runner) fileDiffers(ctx context.Context, k *resource.ServiceCredentialBinding, sk *spec.Key, in *spec.Instance) (bool, string, map[string]any) {
 	prev, err := os.ReadFile(sk.Out)
 	if err != nil {
 		return true, "the file is missing", nil
 	}
-	det, err := p.S.CF.ServiceCredentialBindings.GetDetails(ctx, k.GUID)
+	det, err := w.s.CF.ServiceCredentialBindings.GetDetails(ctx, k.GUID)
 	if err != nil {
 		return true, "the key's credentials cannot be read: " + err.Error(), nil
 	}
-	want, err := Render(det.Credentials, specOutput(sk, in))
+	want, err := credfile.Render(det.Credentials, specOutput(sk, in))
 	if err != nil || string(want) != string(prev) {
 		return true, "the file differs from the key's credentials", det.Credentials
 	}
 	return false, "", nil
 }
 
-func specOutput(k *SpecKey, in *SpecInstance) Output {
-	return Output{Path: k.Out, Format: k.Format, EnvPrefix: k.EnvPrefix, Instance: in.Name, Offering: in.Offering, Plan: in.Plan}
+func specOutput(k *spec.Key, in *spec.Instance) credfile.Output {
+	return credfile.Output{Path: k.Out, Format: k.Format, EnvPrefix: k.EnvPrefix, Instance: in.Name, Offering: in.Offering, Plan: in.Plan}
 }
 
-func (p *Provisioner) planPrune(ctx context.Context, st *planState) ([]*Change, error) {
+func (w *Runner) planPrune(ctx context.Context, st *planState) ([]*Change, error) {
 	opts := client.NewServiceInstanceListOptions()
 	opts.OrganizationGUIDs = client.Filter{Values: []string{st.orgGUID}}
 	opts.LabelSel = client.LabelSelector{}
-	opts.LabelSel.EqualTo(SpecLabel, st.spec.Metadata.Name)
+	opts.LabelSel.EqualTo(spec.OwnerLabel, st.spec.Metadata.Name)
 	opts.PerPage = 5000
-	list, err := p.S.CF.ServiceInstances.ListAll(ctx, opts)
+	list, err := w.s.CF.ServiceInstances.ListAll(ctx, opts)
 	if err != nil {
-		return nil, classify("list instances labelled "+SpecLabel+"="+st.spec.Metadata.Name, err)
+		return nil, cfapi.Classify("list instances labelled "+spec.OwnerLabel+"="+st.spec.Metadata.Name, err)
 	}
 	spaceName := map[string]string{}
 	for _, sp := range st.spaces {
@@ -470,7 +473,7 @@ func (p *Provisioner) planPrune(ctx context.Context, st *planState) ([]*Change, 
 			continue // never touch what this spec does not own
 		}
 		space := spaceName[si.Relationships.Space.Data.GUID]
-		if !InShard(space, si.Name, st.opts.Shard, st.opts.Shards) {
+		if !spec.InShard(space, si.Name, st.opts.Shard, st.opts.Shards) {
 			continue
 		}
 		inSpec := false
@@ -480,13 +483,13 @@ func (p *Provisioner) planPrune(ctx context.Context, st *planState) ([]*Change, 
 			}
 		}
 		if !inSpec {
-			out = append(out, &Change{Kind: "instance", Address: instAddr(space, si.Name), Action: ActDelete, Reason: "no longer in the spec (--prune)", cur: si})
+			out = append(out, &Change{Kind: "instance", Address: instAddr(space, si.Name), Action: ActDelete, Reason: "no longer in the spec", Hint: remedy.Pruned, cur: si})
 		}
 	}
 	// Labelled keys of spec instances that the spec no longer lists.
 	for _, in := range st.spec.Instances {
 		sp := st.spaces[strings.ToLower(in.Space)]
-		if sp == nil || !InShard(in.Space, in.Name, st.opts.Shard, st.opts.Shards) {
+		if sp == nil || !spec.InShard(in.Space, in.Name, st.opts.Shard, st.opts.Shards) {
 			continue
 		}
 		var si *resource.ServiceInstance
@@ -498,7 +501,7 @@ func (p *Provisioner) planPrune(ctx context.Context, st *planState) ([]*Change, 
 		if si == nil {
 			continue
 		}
-		keys, err := p.keysOf(ctx, si.GUID)
+		keys, err := w.s.KeysOf(ctx, si.GUID)
 		if err != nil {
 			return nil, err
 		}
@@ -508,25 +511,25 @@ func (p *Provisioner) planPrune(ctx context.Context, st *planState) ([]*Change, 
 			}
 			listed := false
 			for _, sk := range in.Keys {
-				n := keyName(k, "")
-				if n == sk.Name || strings.HasPrefix(n, sk.Name+RotatedSep) {
+				n := cfapi.KeyName(k, "")
+				if n == sk.Name || strings.HasPrefix(n, sk.Name+cfapi.RotatedSep) {
 					listed = true
 				}
 			}
 			if !listed {
-				out = append(out, &Change{Kind: "key", Address: "key " + in.Space + "/" + in.Name + "/" + keyName(k, ""), Action: ActDelete, Reason: "no longer in the spec (--prune)", curKey: k, inst: in})
+				out = append(out, &Change{Kind: "key", Address: "key " + in.Space + "/" + in.Name + "/" + cfapi.KeyName(k, ""), Action: ActDelete, Reason: "no longer in the spec", Hint: remedy.Pruned, curKey: k, inst: in})
 			}
 		}
 	}
 	return out, nil
 }
 
-// ApplySpec converges the landscape to the spec: spaces, then roles, then
+// Apply converges the landscape to the spec: spaces, then roles, then
 // each instance with its keys and files, instances in parallel (bounded by
 // Parallel). One failing item does not stop independent ones; the result
 // says what failed. It returns an error only when planning fails.
-func (p *Provisioner) ApplySpec(ctx context.Context, s *Spec, o ApplyOptions) (*PlanResult, error) {
-	res, st, err := p.plan(ctx, s, o)
+func (w *Runner) Apply(ctx context.Context, s *spec.Spec, o Options) (*Result, error) {
+	res, st, err := w.plan(ctx, s, o)
 	if err != nil {
 		return nil, err
 	}
@@ -534,7 +537,7 @@ func (p *Provisioner) ApplySpec(ctx context.Context, s *Spec, o ApplyOptions) (*
 	// Spaces first: instances need them.
 	for _, c := range res.Changes {
 		if c.Kind == "space" && c.Action == ActCreate {
-			p.run(c, func() error { return p.createSpace(ctx, st, c.space.Name, labels) })
+			w.run(c, func() error { return w.createSpace(ctx, st, c.space.Name, labels) })
 		}
 	}
 	var roles, groups []*Change
@@ -554,21 +557,21 @@ func (p *Provisioner) ApplySpec(ctx context.Context, s *Spec, o ApplyOptions) (*
 			groups = append(groups, c)
 		}
 	}
-	p.workers(ctx, o.Parallel, len(roles), func(q *Provisioner, i int) {
+	w.workers(ctx, o.Parallel, len(roles), nil, func(q *Runner, i int) {
 		c := roles[i]
 		q.run(c, func() error { return q.createRole(ctx, st, c.space.Name, c.role) })
 	})
-	p.workers(ctx, o.Parallel, len(order), func(q *Provisioner, i int) {
-		q.clone("["+strings.TrimPrefix(order[i], "instance ")+"] ").applyInstance(ctx, st, byInst[order[i]], labels)
+	w.workers(ctx, o.Parallel, len(order), func(i int) string { return itemPrefix(order[i]) }, func(q *Runner, i int) {
+		q.applyInstance(ctx, st, byInst[order[i]], labels)
 	})
-	p.workers(ctx, o.Parallel, len(groups), func(w *Provisioner, i int) {
+	w.workers(ctx, o.Parallel, len(groups), func(i int) string { return itemPrefix(groups[i].Address) }, func(q *Runner, i int) {
 		c := groups[i]
-		q := w.clone("[" + strings.TrimPrefix(c.Address, "instance ") + "] ")
+		eng := q.engine(labels)
 		switch c.Kind {
 		case "instance":
-			q.run(c, func() error { return q.deleteInstance(ctx, c.cur, false) })
+			q.run(c, func() error { return eng.DeleteInstance(ctx, c.cur) })
 		case "key":
-			q.run(c, func() error { return q.deleteKey(ctx, c.curKey, c.inst.Name) })
+			q.run(c, func() error { return eng.DeleteKey(ctx, c.curKey, c.inst.Name) })
 		}
 	})
 	if err := ctx.Err(); err != nil {
@@ -578,158 +581,50 @@ func (p *Provisioner) ApplySpec(ctx context.Context, s *Spec, o ApplyOptions) (*
 	return res, nil
 }
 
-// clone returns a provisioner for one item: same client, own reporter
-// prefix and warning memory, so parallel items do not interleave state.
-func (p *Provisioner) clone(prefix string) *Provisioner {
-	q := *p
-	q.Reporter = prefixReporter{inner: p.rep(), prefix: prefix}
-	q.seenWarn = nil
-	return &q
-}
-
-type prefixReporter struct {
-	inner  Reporter
-	prefix string
-}
-
-func (r prefixReporter) Step(m string) { r.inner.Info(r.prefix + m + "...") }
-func (r prefixReporter) Done()         {}
-func (r prefixReporter) Info(m string) { r.inner.Info(r.prefix + m) }
-func (r prefixReporter) Warn(m string) { r.inner.Warn(r.prefix + m) }
-
-func (p *Provisioner) run(c *Change, f func() error) {
-	if err := f(); err != nil {
-		c.Result, c.Error = "failed", err.Error()
-		p.rep().Warn(c.Address + ": " + err.Error())
-		return
-	}
-	if c.Action == ActNoop {
-		c.Result = "unchanged"
-	} else {
-		c.Result = "ok"
-	}
-}
-
-// sessionPool keeps the sessions forked for workers, so that plan and apply
-// in one run log in once per worker; workers log in concurrently.
-type sessionPool struct {
-	mu    sync.Mutex
-	slots []*poolSlot
-}
-
-type poolSlot struct {
-	once sync.Once
-	s    *Session
-	err  error
-}
-
-func (sp *sessionPool) get(ctx context.Context, base *Session, i int) (*Session, error) {
-	sp.mu.Lock()
-	for len(sp.slots) <= i {
-		sp.slots = append(sp.slots, &poolSlot{})
-	}
-	slot := sp.slots[i]
-	sp.mu.Unlock()
-	slot.once.Do(func() { slot.s, slot.err = base.Fork(ctx) })
-	return slot.s, slot.err
-}
-
-// workers runs f for items 0..count-1 on at most n workers. The first
-// worker uses p's client; each further one forks a session of its own, since
-// a go-cfclient client must not re-authenticate from two goroutines at once.
-// A worker whose login fails stops; the others take its share.
-func (p *Provisioner) workers(ctx context.Context, n, count int, f func(q *Provisioner, i int)) {
-	if n < 1 {
-		n = 1
-	}
-	if n > count {
-		n = count
-	}
-	if p.pool == nil {
-		p.pool = &sessionPool{}
-	}
-	items := make(chan int)
-	var wg sync.WaitGroup
-	for w := 0; w < n; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			q := p.clone("")
-			q.Reporter = p.Reporter
-			if w > 0 {
-				s, err := p.pool.get(ctx, p.S, w-1)
-				if err != nil {
-					return // takes no item; the others (worker 0 always can) go on
-				}
-				q.S = s
-			}
-			for i := range items {
-				f(q, i)
-			}
-		}(w)
-	}
-	for i := 0; i < count && ctx.Err() == nil; i++ {
-		items <- i
-	}
-	close(items)
-	wg.Wait()
-}
-
-func (p *Provisioner) createSpace(ctx context.Context, st *planState, name string, labels map[string]string) error {
-	p.rep().Step("Creating space " + name + " in org " + st.orgName + " as " + p.S.User)
-	sp, err := p.S.CF.Spaces.Create(ctx, &resource.SpaceCreate{Name: name,
+func (w *Runner) createSpace(ctx context.Context, st *planState, name string, labels map[string]string) error {
+	w.rep.Step("Creating space " + name + " in org " + st.orgName + " as " + w.s.User)
+	sp, err := w.s.CF.Spaces.Create(ctx, &resource.SpaceCreate{Name: name,
 		Relationships: &resource.SpaceRelationships{Organization: &resource.ToOneRelationship{Data: &resource.Relationship{GUID: st.orgGUID}}},
-		Metadata:      labelsMeta(labels)})
-	if ce, ok := cfError(err); ok && ce.Code == codeUnprocessable && strings.Contains(ce.Detail, "unique") {
-		// created meanwhile (another shard or run): look it up
+		Metadata:      cfapi.LabelsMeta(labels)})
+	if d, ok := cfapi.Unprocessable(err); ok && strings.Contains(d, "unique") {
+		// created meanwhile (another shard or run): look it up (the 422's
+		// detail is the only signal, see cfapi.Unprocessable)
 		opts := client.NewSpaceListOptions()
 		opts.Names = client.Filter{Values: []string{name}}
 		opts.OrganizationGUIDs = client.Filter{Values: []string{st.orgGUID}}
-		sp, err = p.S.CF.Spaces.Single(ctx, opts)
+		sp, err = w.s.CF.Spaces.Single(ctx, opts)
 	}
 	if err != nil {
-		return classify("create space "+quote(name), err)
+		return cfapi.Classify("create space "+strconv.Quote(name), err)
 	}
-	p.rep().Done()
+	w.rep.Done()
 	st.mu.Lock()
 	st.spaces[strings.ToLower(name)] = sp
 	st.mu.Unlock()
 	return nil
 }
 
-func labelsMeta(labels map[string]string) *resource.Metadata {
-	if len(labels) == 0 {
-		return nil
-	}
-	m := &resource.Metadata{Labels: map[string]*string{}}
-	for k, v := range labels {
-		v := v
-		m.Labels[k] = &v
-	}
-	return m
-}
-
 // createRole gives a user a space role by username and origin, first making
 // the user an org user (CF requires an org role), treating "already has" as
 // done.
-func (p *Provisioner) createRole(ctx context.Context, st *planState, space string, r *SpecRole) error {
+func (w *Runner) createRole(ctx context.Context, st *planState, space string, r *spec.Role) error {
 	st.mu.Lock()
 	sp := st.spaces[strings.ToLower(space)]
 	st.mu.Unlock()
 	if sp == nil {
 		return fmt.Errorf("space %q does not exist", space)
 	}
-	origin := firstNonEmpty(r.Origin, "uaa")
-	p.rep().Step(fmt.Sprintf("Assigning role %s to user %s (%s) in space %s as %s", r.Role, r.User, origin, space, p.S.User))
-	_, err := p.S.CF.Roles.CreateOrganizationRoleWithUsername(ctx, st.orgGUID, r.User, resource.OrganizationRoleUser, origin)
+	origin := cmp.Or(r.Origin, "uaa")
+	w.rep.Step(fmt.Sprintf("Assigning role %s to user %s (%s) in space %s as %s", r.Role, r.User, origin, space, w.s.User))
+	_, err := w.s.CF.Roles.CreateOrganizationRoleWithUsername(ctx, st.orgGUID, r.User, resource.OrganizationRoleUser, origin)
 	if err != nil && !alreadyHasRole(err) {
-		return classify("make "+r.User+" a user of org "+st.orgName, err)
+		return cfapi.Classify("make "+r.User+" a user of org "+st.orgName, err)
 	}
-	_, err = p.S.CF.Roles.CreateSpaceRoleWithUsername(ctx, sp.GUID, r.User, resource.SpaceRoleType(spaceRoleType(r.Role)), origin)
+	_, err = w.s.CF.Roles.CreateSpaceRoleWithUsername(ctx, sp.GUID, r.User, resource.SpaceRoleType(spaceRoleType(r.Role)), origin)
 	if err != nil && !alreadyHasRole(err) {
-		return classify("assign role "+r.Role+" to "+r.User, err)
+		return cfapi.Classify("assign role "+r.Role+" to "+r.User, err)
 	}
-	p.rep().Done()
+	w.rep.Done()
 	return nil
 }
 
@@ -746,13 +641,15 @@ func spaceRoleType(role string) int {
 }
 
 func alreadyHasRole(err error) bool {
-	ce, ok := cfError(err)
-	return ok && ce.Code == codeUnprocessable && strings.Contains(ce.Detail, "already has")
+	// CF answers a role the user has with a 422 whose detail says so; see
+	// cfapi.Unprocessable for why the text is the only signal.
+	d, ok := cfapi.Unprocessable(err)
+	return ok && strings.Contains(d, "already has")
 }
 
 // applyInstance runs an instance's changes in order: the instance, then its
 // keys, then their files. After a failure the rest is skipped.
-func (p *Provisioner) applyInstance(ctx context.Context, st *planState, cs []*Change, labels map[string]string) {
+func (w *Runner) applyInstance(ctx context.Context, st *planState, cs []*Change, labels map[string]string) {
 	ic := cs[0]
 	in := ic.inst
 	changed := false
@@ -775,48 +672,45 @@ func (p *Provisioner) applyInstance(ctx context.Context, st *planState, cs []*Ch
 	sp := st.spaces[strings.ToLower(in.Space)]
 	st.mu.Unlock()
 	if sp == nil {
-		ic.Result, ic.Error = "failed", "space "+quote(in.Space)+" is missing"
+		ic.Result, ic.Error = "failed", "space "+strconv.Quote(in.Space)+" is missing"
 		skip(cs[1:], "the instance failed")
 		return
 	}
-	t := Target{OrgName: st.orgName, OrgGUID: st.orgGUID, SpaceName: sp.Name, SpaceGUID: sp.GUID}
-	p.Labels = labels
+	t := cfapi.Target{OrgName: st.orgName, OrgGUID: st.orgGUID, SpaceName: sp.Name, SpaceGUID: sp.GUID}
+	eng := w.engine(labels)
 	var inst *resource.ServiceInstance
-	p.run(ic, func() error {
-		plan, err := p.cachedPlan(ctx, st, t, in)
+	w.run(ic, func() error {
+		plan, err := w.cachedPlan(ctx, st, t, in)
 		if err != nil {
 			return err
 		}
+		// What the plan saw is where converging starts: no second lookup.
+		seen := &provision.Observation{Instance: ic.cur, Params: ic.params, ParamsRead: ic.paramsRead}
 		switch ic.Action {
 		case ActRecreate:
 			if ic.cur != nil {
-				if err := p.deleteInstance(ctx, ic.cur, false); err != nil {
+				if err := eng.DeleteInstance(ctx, ic.cur); err != nil {
 					return err
 				}
 			}
+			seen = &provision.Observation{}
+		case ActCreate:
+			seen = &provision.Observation{}
+		case ActWait:
+			seen = nil // it changes: look again after the wait
 		case ActAdopt:
-			p.rep().Info("Adopting service instance " + in.Name + " (labelling it " + SpecLabel + "=" + st.spec.Metadata.Name + ")")
+			w.rep.Info("Adopting service instance " + in.Name + " (labelling it " + spec.OwnerLabel + "=" + st.spec.Metadata.Name + ")")
 			tags := ic.cur.Tags
 			if tags == nil {
 				tags = []string{}
 			}
-			if _, _, err := p.S.CF.ServiceInstances.UpdateManaged(ctx, ic.cur.GUID, &resource.ServiceInstanceManagedUpdate{Metadata: labelsMeta(labels), Tags: tags}); err != nil {
-				return classify("label service instance "+quote(in.Name), err)
+			if _, _, err := w.s.CF.ServiceInstances.UpdateManaged(ctx, ic.cur.GUID, &resource.ServiceInstanceManagedUpdate{Metadata: cfapi.LabelsMeta(labels), Tags: tags}); err != nil {
+				return cfapi.Classify("label service instance "+strconv.Quote(in.Name), err)
 			}
 		}
-		req := UpRequest{Ref: Ref{Org: st.orgName, Space: sp.Name, Instance: in.Name},
-			Offering: in.Offering, Plan: in.Plan, Broker: in.Broker, Params: in.Descriptor, Tags: in.Tags}
-		if ic.Action == ActCreate {
-			// The plan saw no instance: create without looking again. If one
-			// appeared meanwhile, converge on it as up does.
-			si, err := p.createInstance(ctx, t, plan, req, Created)
-			if !errors.Is(err, errRaced) {
-				inst = si
-				return err
-			}
-		}
-		si, _, err := p.ensureInstance(ctx, t, plan, req)
-		inst = si
+		req := provision.UpRequest{Ref: provision.Ref{Org: st.orgName, Space: sp.Name, Instance: in.Name},
+			Offering: in.Offering, Plan: in.Plan, Broker: in.Broker, Params: in.Descriptor, Tags: in.Tags, Observed: seen}
+		inst, err = eng.EnsureInstance(ctx, t, plan, req)
 		return err
 	})
 	if ic.Result == "failed" {
@@ -834,10 +728,10 @@ func (p *Provisioner) applyInstance(ctx context.Context, st *planState, cs []*Ch
 		}
 		k := kc.key
 		var key *resource.ServiceCredentialBinding
-		p.run(kc, func() error {
+		w.run(kc, func() error {
 			switch kc.Action {
 			case ActRotate:
-				rr, err := p.Rotate(ctx, RotateRequest{Ref: Ref{Org: st.orgName, Space: sp.Name, Instance: in.Name}, Key: k.Name,
+				rr, err := eng.RotateKey(ctx, t, inst, kc.keys, provision.RotateRequest{Ref: provision.Ref{Org: st.orgName, Space: sp.Name, Instance: in.Name}, Key: k.Name,
 					Out: specOutput(k, in)})
 				if err != nil {
 					return err
@@ -849,14 +743,14 @@ func (p *Provisioner) applyInstance(ctx context.Context, st *planState, cs []*Ch
 				return nil
 			case ActRecreate:
 				if kc.curKey != nil {
-					if err := p.deleteKey(ctx, kc.curKey, in.Name); err != nil {
+					if err := eng.DeleteKey(ctx, kc.curKey, in.Name); err != nil {
 						return err
 					}
 				}
 			}
 			fresh := ic.Action == ActCreate || ic.Action == ActRecreate
-			kk, _, err := p.ensureKey(ctx, inst, k.Name, k.Parameters, fresh, false)
-			key = kk
+			var err error
+			key, err = eng.EnsureKey(ctx, inst, k.Name, k.Parameters, fresh)
 			return err
 		})
 		if fc == nil {
@@ -873,22 +767,12 @@ func (p *Provisioner) applyInstance(ctx context.Context, st *planState, cs []*Ch
 			fc.Result = "unchanged"
 			continue
 		}
-		p.run(fc, func() error {
-			r := &Result{Instance: InstanceResult{Name: in.Name, Offering: in.Offering, Plan: in.Plan}}
-			var err error
-			if fc.creds != nil && !kc.Changed() {
-				// the plan read them already
-				if p.OnSecrets != nil {
-					p.OnSecrets(SecretValues(fc.creds))
-				}
-				err = p.writeCreds(fc.creds, specOutput(k, in), r)
-			} else {
-				err = p.fetchAndWrite(ctx, key, specOutput(k, in), r)
+		w.run(fc, func() error {
+			var creds map[string]any
+			if !kc.Changed() {
+				creds = fc.creds // the plan read them already (nil: read now)
 			}
-			if err != nil {
-				return err
-			}
-			return p.verify(ctx, r)
+			return eng.WriteCredentials(ctx, key, creds, specOutput(k, in))
 		})
 	}
 }
@@ -899,7 +783,7 @@ func skip(cs []*Change, why string) {
 	}
 }
 
-func (p *Provisioner) cachedPlan(ctx context.Context, st *planState, t Target, in *SpecInstance) (Plan, error) {
+func (w *Runner) cachedPlan(ctx context.Context, st *planState, t cfapi.Target, in *spec.Instance) (cfapi.Plan, error) {
 	id := t.SpaceGUID + "|" + in.Offering + "|" + in.Plan + "|" + in.Broker
 	st.mu.Lock()
 	pl, ok := st.plans[id]
@@ -907,9 +791,9 @@ func (p *Provisioner) cachedPlan(ctx context.Context, st *planState, t Target, i
 	if ok {
 		return pl, nil
 	}
-	pl, err := p.resolvePlan(ctx, t, in.Offering, in.Plan, in.Broker)
+	pl, err := w.s.ResolvePlan(ctx, t, in.Offering, in.Plan, in.Broker)
 	if err != nil {
-		return Plan{}, err
+		return cfapi.Plan{}, err
 	}
 	st.mu.Lock()
 	st.plans[id] = pl
@@ -917,22 +801,22 @@ func (p *Provisioner) cachedPlan(ctx context.Context, st *planState, t Target, i
 	return pl, nil
 }
 
-// DestroySpec deletes what the spec owns, in reverse order: each instance
+// Destroy deletes what the spec owns, in reverse order: each instance
 // with its keys (Cloud Foundry deletes keys first), then the files, and with
 // DeleteSpaces the spaces the spec created. Unlabelled resources are never
 // touched.
-func (p *Provisioner) DestroySpec(ctx context.Context, s *Spec, o ApplyOptions) (*PlanResult, error) {
-	st, res, err := p.loadOrg(ctx, s, o)
+func (w *Runner) Destroy(ctx context.Context, s *spec.Spec, o Options) (*Result, error) {
+	st, res, err := w.loadOrg(ctx, s, o)
 	if err != nil {
 		return nil, err
 	}
-	existing, err := p.instancesIn(ctx, st)
+	existing, err := w.instancesIn(ctx, st)
 	if err != nil {
 		return nil, err
 	}
 	var items []*Change
 	for _, in := range s.Instances {
-		if !InShard(in.Space, in.Name, o.Shard, o.Shards) {
+		if !spec.InShard(in.Space, in.Name, o.Shard, o.Shards) {
 			continue
 		}
 		c := &Change{Kind: "instance", Address: instAddr(in.Space, in.Name), Action: ActDelete, inst: in}
@@ -958,13 +842,12 @@ func (p *Provisioner) DestroySpec(ctx context.Context, s *Spec, o ApplyOptions) 
 			}
 		}
 	}
-	p.workers(ctx, o.Parallel, len(items), func(w *Provisioner, i int) {
+	w.workers(ctx, o.Parallel, len(items), func(i int) string { return itemPrefix(items[i].Address) }, func(q *Runner, i int) {
 		c := items[i]
 		if c.Action != ActDelete {
 			return
 		}
-		q := w.clone("[" + strings.TrimPrefix(c.Address, "instance ") + "] ")
-		q.run(c, func() error { return q.deleteInstance(ctx, c.cur, false) })
+		q.run(c, func() error { return q.engine(nil).DeleteInstance(ctx, c.cur) })
 	})
 	for _, c := range res.Changes {
 		if c.Kind != "file" || c.Action != ActDelete {
@@ -981,7 +864,7 @@ func (p *Provisioner) DestroySpec(ctx context.Context, s *Spec, o ApplyOptions) 
 			skip([]*Change{c}, "the instance deletion failed; the file is kept")
 			continue
 		}
-		p.run(c, func() error {
+		w.run(c, func() error {
 			if err := os.Remove(c.key.Out); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return err
 			}
@@ -998,7 +881,7 @@ func (p *Provisioner) DestroySpec(ctx context.Context, s *Spec, o ApplyOptions) 
 			case ownedBy(cur.Metadata) != s.Metadata.Name:
 				c.Action, c.Reason = ActNoop, "not created by this spec; left alone"
 			default:
-				p.run(c, func() error { return p.deleteSpace(ctx, cur) })
+				w.run(c, func() error { return w.deleteSpace(ctx, cur) })
 			}
 			res.Changes = append(res.Changes, c)
 		}
@@ -1013,17 +896,17 @@ func kindOrder(k string) int {
 	return map[string]int{"instance": 0, "key": 1, "file": 2, "role": 3, "space": 4}[k]
 }
 
-func (p *Provisioner) deleteSpace(ctx context.Context, sp *resource.Space) error {
-	p.rep().Step("Deleting space " + sp.Name + " as " + p.S.User)
-	job, err := p.S.CF.Spaces.Delete(ctx, sp.GUID)
+func (w *Runner) deleteSpace(ctx context.Context, sp *resource.Space) error {
+	w.rep.Step("Deleting space " + sp.Name + " as " + w.s.User)
+	job, err := w.s.CF.Spaces.Delete(ctx, sp.GUID)
 	if err != nil {
-		return classify("delete space "+quote(sp.Name), err)
+		return cfapi.Classify("delete space "+strconv.Quote(sp.Name), err)
 	}
 	if job != "" {
-		if _, err := p.waitJob(ctx, job, "delete space "+quote(sp.Name)); err != nil {
+		if _, err := w.s.WaitJob(ctx, job, "delete space "+strconv.Quote(sp.Name)); err != nil {
 			return err
 		}
 	}
-	p.rep().Done()
+	w.rep.Done()
 	return nil
 }

@@ -1,8 +1,7 @@
-package provision
+package cfapi
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,7 +13,9 @@ import (
 
 	"github.com/cloudfoundry/go-cfclient/v3/client"
 	"github.com/cloudfoundry/go-cfclient/v3/config"
-	"golang.org/x/oauth2"
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/xsprov/xsprov/provision/remedy"
 )
 
 // Auth says how to log in. Exactly one way is used, in this order: client
@@ -72,6 +73,14 @@ func LoadCFConfig(cfHome string) (*CFConfig, error) {
 	return &c, nil
 }
 
+// Options tune a session.
+type Options struct {
+	SkipTLS bool
+	// Clock and Backoff steer waiting for jobs (tests and benchmarks).
+	Clock   Clock
+	Backoff Backoff
+}
+
 // Session is a logged-in connection to one Cloud Foundry API.
 type Session struct {
 	API  string
@@ -80,35 +89,42 @@ type Session struct {
 	HTTP *http.Client
 
 	auth    Auth
-	skipTLS bool
+	opts    Options
+	clock   Clock
+	backoff Backoff
 }
 
+// Clock is the session's time source.
+func (s *Session) Clock() Clock { return s.clock }
+
 // Fork logs in once more and returns a session with a client of its own.
-// go-cfclient's re-authentication after a 401 changes its client without a
-// lock, so goroutines that work at the same time each need their own.
+// go-cfclient's re-authentication after a 401 assigns its token source
+// without a lock (client/client.go, ReAuthenticate in v3.0.0-alpha.21; see
+// https://github.com/cloudfoundry/go-cfclient/blob/v3.0.0-alpha.21/client/client.go),
+// so goroutines that work at the same time each need their own.
 func (s *Session) Fork(ctx context.Context) (*Session, error) {
 	hc := *s.HTTP // config.New sets fields of the client it is given
-	return Connect(ctx, s.API, s.auth, &hc, s.skipTLS)
+	return Connect(ctx, s.API, s.auth, &hc, s.opts)
 }
 
 // Connect discovers the API's UAA and logs in. Login failures are
-// *AuthError (exit 4).
-func Connect(ctx context.Context, api string, auth Auth, hc *http.Client, skipTLS bool) (*Session, error) {
+// *AuthError.
+func Connect(ctx context.Context, api string, auth Auth, hc *http.Client, o Options) (*Session, error) {
 	opts := []config.Option{config.HttpClient(hc), config.UserAgent("xsprov")}
-	if skipTLS {
+	if o.SkipTLS {
 		opts = append(opts, config.SkipTLSValidation())
 	}
 	var user string
 	switch {
 	case auth.ClientID != "":
 		if auth.ClientSecret == "" {
-			return nil, &AuthError{Msg: "client " + auth.ClientID + " has no secret", Hint: "set CF_CLIENT_SECRET or --client-secret-file"}
+			return nil, &AuthError{Msg: "client " + auth.ClientID + " has no secret", Remedy: remedy.Remedy{Action: remedy.SetClientSecret}}
 		}
 		opts = append(opts, config.ClientCredentials(auth.ClientID, auth.ClientSecret))
 		user = auth.ClientID
 	case auth.Username != "":
 		if auth.Password == "" {
-			return nil, &AuthError{Msg: "user " + auth.Username + " has no password", Hint: "set CF_PASSWORD"}
+			return nil, &AuthError{Msg: "user " + auth.Username + " has no password", Remedy: remedy.Remedy{Action: remedy.SetPassword}}
 		}
 		opts = append(opts, config.UserPassword(auth.Username, auth.Password))
 		if auth.Origin != "" {
@@ -121,10 +137,10 @@ func Connect(ctx context.Context, api string, auth Auth, hc *http.Client, skipTL
 			return nil, err
 		}
 		if cfc == nil || cfc.RefreshToken == "" {
-			return nil, &AuthError{Msg: "not logged in", Hint: "set CF_CLIENT_ID and CF_CLIENT_SECRET (CI), or CF_USERNAME and CF_PASSWORD, or run 'cf login'"}
+			return nil, &AuthError{Msg: "not logged in", Remedy: remedy.Remedy{Action: remedy.Login}}
 		}
 		access := strings.TrimSpace(cfc.AccessToken)
-		if _, ok := jwtClaims(access); !ok {
+		if _, ok := unverifiedClaims(access); !ok {
 			access = "" // unreadable: let the refresh token get a new one
 		}
 		opts = append(opts, config.Token(access, cfc.RefreshToken))
@@ -138,7 +154,12 @@ func Connect(ctx context.Context, api string, auth Auth, hc *http.Client, skipTL
 	if err != nil {
 		return nil, loginError(api, auth, err)
 	}
-	return &Session{API: api, User: user, CF: cf, HTTP: hc, auth: auth, skipTLS: skipTLS}, nil
+	clk := clockOr(o.Clock)
+	b := o.Backoff
+	if b.Min == 0 {
+		b = DefaultBackoff
+	}
+	return &Session{API: api, User: user, CF: cf, HTTP: hc, auth: auth, opts: o, clock: clk, backoff: b}, nil
 }
 
 func loginError(api string, auth Auth, err error) error {
@@ -149,12 +170,14 @@ func loginError(api string, auth Auth, err error) error {
 		return err
 	}
 	if isConnError(err) || strings.Contains(err.Error(), "discovering token service") {
-		return &Hinted{Err: fmt.Errorf("cannot reach the Cloud Foundry API at %s: %w", api, unwrapAll(err)), Hint: "check --api / CF_API and your network"}
+		// go-cfclient wraps discovery failures in fmt.Errorf without a type
+		// of its own: its message prefix is the only sign of one.
+		return remedy.With(fmt.Errorf("cannot reach the Cloud Foundry API at %s: %w", api, innermost(err)), remedy.Remedy{Action: remedy.CheckAPI})
 	}
 	return &AuthError{Msg: fmt.Sprintf("log in to %s with %s: %v", api, auth.Method(), err), Err: err}
 }
 
-func unwrapAll(err error) error {
+func innermost(err error) error {
 	for {
 		u := errors.Unwrap(err)
 		if u == nil {
@@ -164,48 +187,24 @@ func unwrapAll(err error) error {
 	}
 }
 
-// retrieveError turns an OAuth error from UAA into an *AuthError.
-func retrieveError(err error) error {
-	var re *oauth2.RetrieveError
-	if !errors.As(err, &re) {
-		return nil
-	}
-	code, desc := re.ErrorCode, re.ErrorDescription
-	if code == "" && re.Response != nil {
-		code = re.Response.Status
-	}
-	msg := "authentication failed: " + code
-	if desc != "" {
-		msg += ": " + desc
-	}
-	return &AuthError{Msg: msg, Hint: "check CF_CLIENT_ID/CF_CLIENT_SECRET or CF_USERNAME/CF_PASSWORD (and --origin), or run 'cf login' again", Err: err}
-}
-
-// jwtClaims decodes the claims of a JWT ("bearer " prefix allowed) without
-// verifying it.
-func jwtClaims(tok string) (map[string]any, bool) {
+// unverifiedClaims decodes the claims of a JWT ("bearer " prefix allowed)
+// without verifying it: the token is the cf CLI's own, only read for who it
+// belongs to.
+func unverifiedClaims(tok string) (jwt.MapClaims, bool) {
 	tok = strings.TrimSpace(tok)
 	if i := strings.IndexByte(tok, ' '); i >= 0 {
 		tok = tok[i+1:]
 	}
-	parts := strings.Split(tok, ".")
-	if len(parts) != 3 {
+	claims := jwt.MapClaims{}
+	if _, _, err := jwt.NewParser().ParseUnverified(tok, claims); err != nil {
 		return nil, false
 	}
-	b, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return nil, false
-	}
-	var c map[string]any
-	if json.Unmarshal(b, &c) != nil {
-		return nil, false
-	}
-	return c, true
+	return claims, true
 }
 
 // tokenUser reads user_name or client_id from a JWT without verifying it.
 func tokenUser(tok string) string {
-	c, _ := jwtClaims(tok)
+	c, _ := unverifiedClaims(tok)
 	for _, k := range []string{"user_name", "client_id"} {
 		if s, _ := c[k].(string); s != "" {
 			return s

@@ -1,4 +1,4 @@
-package provision
+package spec
 
 import (
 	"errors"
@@ -9,7 +9,7 @@ import (
 )
 
 func TestExampleSpecIsValid(t *testing.T) {
-	s, err := LoadSpec("../examples/onboarding.yaml", nil)
+	s, err := Load("../../examples/onboarding.yaml", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,7 +27,7 @@ func TestExampleSpecIsValid(t *testing.T) {
 		t.Errorf("billing-ui key format: %+v", s.Instances[1].Keys[0])
 	}
 	// --var overrides a spec variable.
-	s, err = LoadSpec("../examples/onboarding.yaml", map[string]string{"landscape": "us10"})
+	s, err = Load("../../examples/onboarding.yaml", map[string]string{"landscape": "us10"})
 	if err != nil || s.Instances[0].Descriptor["xsappname"] != "orders-client-us10" {
 		t.Errorf("override: %v %v", err, s.Instances[0].Descriptor)
 	}
@@ -74,8 +74,8 @@ keys:
   - {instance: nobody, name: k}
 `
 	path := filepath.Join(dir, "spec.yaml")
-	_, err := ParseSpec(path, []byte(spec), nil)
-	var se *SpecError
+	_, err := Parse(path, []byte(spec), nil)
+	var se *Error
 	if !errors.As(err, &se) {
 		t.Fatalf("err = %v", err)
 	}
@@ -90,7 +90,7 @@ keys:
 	spec = strings.Replace(spec, "colour: red\n", "", 1)
 	spec = strings.Replace(spec, ", verify: maybe", "", 1)
 	spec = strings.Replace(spec, "    tenant: x\n", "", 1)
-	_, err = ParseSpec(path, []byte(spec), nil)
+	_, err = Parse(path, []byte(spec), nil)
 	if !errors.As(err, &se) {
 		t.Fatalf("err = %v", err)
 	}
@@ -116,7 +116,7 @@ keys:
 	})
 }
 
-func checkProblems(t *testing.T, se *SpecError, want []string) {
+func checkProblems(t *testing.T, se *Error, want []string) {
 	t.Helper()
 	got := se.Error()
 	for _, w := range want {
@@ -130,7 +130,7 @@ func checkProblems(t *testing.T, se *SpecError, want []string) {
 }
 
 func TestSpecMalformedYAML(t *testing.T) {
-	_, err := ParseSpec("s.yaml", []byte("apiVersion: xsprov/v1\ninstances:\n  - name: a\n   space: b\n"), nil)
+	_, err := Parse("s.yaml", []byte("apiVersion: xsprov/v1\ninstances:\n  - name: a\n   space: b\n"), nil)
 	if err == nil || !strings.Contains(err.Error(), "s.yaml:2:") || !strings.Contains(err.Error(), "malformed YAML") {
 		t.Errorf("err = %v", err)
 	}
@@ -159,17 +159,17 @@ func TestShardsSplitWithoutOverlap(t *testing.T) {
 }
 
 func FuzzParseSpec(f *testing.F) {
-	b, _ := os.ReadFile("../examples/onboarding.yaml")
+	b, _ := os.ReadFile("../../examples/onboarding.yaml")
 	f.Add(b)
 	f.Add([]byte("apiVersion: xsprov/v1\ninstances: [{name: a, space: b, keys: [{}]}]\n"))
 	f.Add([]byte("a: &x [*x]\n"))
 	f.Add([]byte("keys: [{instance: a}]\ninstances: {}\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		s, err := ParseSpec("../examples/fuzz.yaml", b, nil)
+		s, err := Parse("../../examples/fuzz.yaml", b, nil)
 		if err == nil && s == nil {
 			t.Fatal("no spec and no error")
 		}
-		var se *SpecError
+		var se *Error
 		if errors.As(err, &se) {
 			for _, p := range se.Problems {
 				if p.Msg == "" {

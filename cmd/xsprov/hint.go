@@ -1,0 +1,73 @@
+package main
+
+import (
+	"strings"
+
+	"github.com/xsprov/xsprov/provision/remedy"
+)
+
+// hintText words a remedy from the core: the command and flag names live
+// here, not in the core.
+func hintText(r remedy.Remedy) string {
+	var h string
+	switch r.Action {
+	case remedy.Recreate:
+		h = "run 'xsprov recreate " + r.Instance + "' to delete and create it again (its keys and credentials change)"
+		if len(r.Changes) > 0 {
+			h += "; the broker could apply the other change(s) in place:"
+			for _, c := range r.Changes {
+				h += "\n  " + c
+			}
+		}
+	case remedy.Create:
+		h = "create it with 'xsprov up " + r.Instance + "'"
+	case remedy.RereadCredentials:
+		h = "the key may have been deleted or rotated; run 'xsprov creds INSTANCE' to re-read the current one"
+	case remedy.ReplaceBrokenKey:
+		h = "delete it ('xsprov down --keep-instance') and run 'xsprov up' again"
+	case remedy.OtherPlan:
+		h = "name the instance's plan with --plan, or replace the instance with 'xsprov recreate'"
+	case remedy.ChooseBroker:
+		h = "choose one with --broker"
+	case remedy.CheckOffering:
+		h = "check the offering name (--offering) and the entitlements of your subaccount"
+	case remedy.ChoosePlan:
+		h = "plans visible there: " + strings.Join(r.Names, ", ") + " (choose one with --plan, or ask an admin to enable the plan)"
+	case remedy.SetTarget:
+		h = "use --org and --space, set CF_ORG and CF_SPACE, or run 'cf target -o ORG -s SPACE'"
+	case remedy.Login:
+		h = "log in: set CF_CLIENT_ID and CF_CLIENT_SECRET (CI), or CF_USERNAME and CF_PASSWORD, or run 'cf login'"
+	case remedy.CheckLogin:
+		h = "check CF_CLIENT_ID/CF_CLIENT_SECRET or CF_USERNAME/CF_PASSWORD (and --origin), or run 'cf login' again"
+	case remedy.SetClientSecret:
+		h = "set CF_CLIENT_SECRET or --client-secret-file"
+	case remedy.SetPassword:
+		h = "set CF_PASSWORD"
+	case remedy.CheckAPI:
+		h = "check --api / CF_API and your network"
+	case remedy.RequestRole:
+		h = "your user or client lacks the role for this; ask for SpaceDeveloper in the target space"
+	case remedy.CheckTokenUser:
+		h = "check --username and XSUAA_PASSWORD"
+	case remedy.CheckTokenURL:
+		h = "check the url/certurl in the credentials and your network"
+	case remedy.RotateAgain:
+		h = "run 'xsprov rotate' again later"
+		if len(r.Names) > 0 {
+			h += ", or delete them with 'cf delete-service-key " + r.Instance + " KEY -f'"
+		}
+	case remedy.DeleteKeys:
+		h = "delete it with 'cf delete-service-key " + r.Instance + " " + strings.Join(r.Names, " ") + " -f'"
+	case remedy.Adopt:
+		h = "adopt it with --adopt"
+	case remedy.Pruned:
+		return "--prune"
+	}
+	switch {
+	case r.Note == "":
+		return h
+	case h == "":
+		return r.Note
+	}
+	return r.Note + "; " + h
+}

@@ -1,0 +1,201 @@
+// Package credfile renders a key's credentials in the formats xsprov writes,
+// reads them back, and writes files atomically with mode 0600.
+package credfile
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Formats of a credentials file.
+const (
+	FormatJSON       = "json"
+	FormatEnv        = "env"
+	FormatYAML       = "yaml"
+	FormatDefaultEnv = "default-env"
+	FormatPostman    = "postman"
+	FormatHTTPClient = "http-client"
+	FormatPEM        = "pem"
+)
+
+// Formats lists the supported formats.
+var Formats = []string{FormatJSON, FormatEnv, FormatYAML, FormatDefaultEnv, FormatPostman, FormatHTTPClient, FormatPEM}
+
+// DefaultOutPath is the default credentials file of an instance for a format.
+func DefaultOutPath(instance, format string) string {
+	switch format {
+	case FormatEnv:
+		return instance + "-credentials.env"
+	case FormatYAML:
+		return instance + "-credentials.yaml"
+	case FormatDefaultEnv:
+		return "default-env.json"
+	case FormatPostman:
+		return instance + ".postman_environment.json"
+	case FormatHTTPClient:
+		return "http-client.private.env.json"
+	}
+	return instance + "-credentials.json"
+}
+
+// Output says where and how credentials are written.
+type Output struct {
+	Path      string
+	Format    string
+	EnvPrefix string // default XSUAA_
+	// Instance, Offering and Plan label the credentials in default-env,
+	// postman and http-client files.
+	Instance, Offering, Plan string
+}
+
+// Render encodes credentials in a format. JSON keeps them as the broker
+// returned them. For pem it returns the JSON; PEMFiles gives the rest.
+func Render(creds map[string]any, o Output) ([]byte, error) {
+	str := func(k string) string { s, _ := creds[k].(string); return s }
+	switch o.Format {
+	case FormatJSON, FormatPEM, "":
+		return jsonDoc(creds)
+	case FormatYAML:
+		return yaml.Marshal(creds)
+	case FormatEnv:
+		prefix := o.EnvPrefix
+		if prefix == "" {
+			prefix = "XSUAA_"
+		}
+		keys := make([]string, 0, len(creds))
+		for k := range creds {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		var b bytes.Buffer
+		for _, k := range keys {
+			fmt.Fprintf(&b, "%s%s=%s\n", prefix, envName(k), envQuote(scalar(creds[k])))
+		}
+		return b.Bytes(), nil
+	case FormatDefaultEnv:
+		// What the approuter and CAP read locally: VCAP_SERVICES with the
+		// instance under its offering's label.
+		label := cmp.Or(o.Offering, "xsuaa")
+		return jsonDoc(map[string]any{"VCAP_SERVICES": map[string]any{label: []any{map[string]any{
+			"name": o.Instance, "instance_name": o.Instance, "label": label, "plan": cmp.Or(o.Plan, "application"),
+			"tags": []string{"xsuaa"}, "credentials": creds,
+		}}}})
+	case FormatPostman:
+		v := func(key, value, typ string) map[string]any {
+			return map[string]any{"key": key, "value": value, "type": typ, "enabled": true}
+		}
+		tokenURL := strings.TrimRight(str("url"), "/") + "/oauth/token"
+		return jsonDoc(map[string]any{
+			"id":   cmp.Or(str("serviceInstanceId"), o.Instance),
+			"name": o.Instance + " (XSUAA)",
+			"values": []any{
+				v("xsuaa_url", str("url"), "default"),
+				v("xsuaa_token_url", tokenURL, "default"),
+				v("xsuaa_client_id", str("clientid"), "default"),
+				v("xsuaa_client_secret", str("clientsecret"), "secret"),
+				v("xsuaa_username", "", "default"),
+				v("xsuaa_password", "", "secret"),
+			},
+			"_postman_variable_scope": "environment",
+		})
+	case FormatHTTPClient:
+		tokenURL := strings.TrimRight(str("url"), "/") + "/oauth/token"
+		env := map[string]any{
+			"xsuaa_url": str("url"), "xsuaa_token_url": tokenURL,
+			"xsuaa_client_id": str("clientid"), "xsuaa_client_secret": str("clientsecret"),
+			// The JetBrains HTTP client gets tokens itself with this block:
+			// Authorization: Bearer {{$auth.token("xsuaa")}}
+			"Security": map[string]any{"Auth": map[string]any{"xsuaa": map[string]any{
+				"Type": "OAuth2", "Grant Type": "Client Credentials", "Token URL": tokenURL,
+				"Client ID": str("clientid"), "Client Secret": str("clientsecret"),
+			}}},
+		}
+		return jsonDoc(map[string]any{cmp.Or(o.Instance, "xsuaa"): env})
+	}
+	return nil, usagef("unknown format %q (use one of %s)", o.Format, strings.Join(Formats, ", "))
+}
+
+func jsonDoc(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// ErrNoCertificate: the pem format needs an x509 key.
+var ErrNoCertificate error = usageError("the pem format needs an x509 key; this key has no certificate")
+
+// PEMFiles returns the extra files of --format pem: the certificate chain
+// and the private key beside the credentials file (.crt, .key).
+func PEMFiles(creds map[string]any, path string) (map[string][]byte, error) {
+	cert, _ := creds["certificate"].(string)
+	key, _ := creds["key"].(string)
+	if cert == "" || key == "" {
+		return nil, ErrNoCertificate
+	}
+	base := strings.TrimSuffix(path, filepath.Ext(path))
+	return map[string][]byte{base + ".crt": []byte(cert), base + ".key": []byte(key)}, nil
+}
+
+var reNonEnv = regexp.MustCompile(`[^A-Za-z0-9]+`)
+
+func envName(k string) string {
+	return strings.ToUpper(strings.Trim(reNonEnv.ReplaceAllString(k, "_"), "_"))
+}
+
+func scalar(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case nil:
+		return ""
+	default:
+		b, _ := json.Marshal(x)
+		return string(b)
+	}
+}
+
+// envQuote writes a dotenv value: double quoted, with \n for newlines and
+// escapes for quotes, backslashes and $, so that dotenv parsers and
+// `set -a; . file` read back the same string.
+func envQuote(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`, `$`, `\$`, "`", "\\`")
+	return `"` + r.Replace(s) + `"`
+}
+
+// usageError is a problem with the user's input (a format, a file).
+type usageError string
+
+func (e usageError) Error() string { return string(e) }
+
+// Usage marks the error as bad input (exit code 2).
+func (e usageError) Usage() bool { return true }
+
+func usagef(format string, args ...any) error { return usageError(fmt.Sprintf(format, args...)) }
+
+// SecretValues lists the secret values in credentials (for masking in CI).
+// PEM blocks are split into lines, since CI masks match single lines.
+func SecretValues(creds map[string]any) []string {
+	var out []string
+	for _, k := range []string{"clientsecret", "key", "password"} {
+		s, _ := creds[k].(string)
+		for _, line := range strings.Split(s, "\n") {
+			if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "-----") {
+				out = append(out, line)
+			}
+		}
+	}
+	return out
+}

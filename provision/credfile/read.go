@@ -1,0 +1,97 @@
+package credfile
+
+import (
+	"encoding/json"
+	"os"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// ReadCredentials reads a credentials file written by xsprov in any format
+// that holds the credentials (json, yaml, env, default-env, pem's JSON).
+func ReadCredentials(path string) (map[string]any, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, usagef("read credentials: %v", err)
+	}
+	var m map[string]any
+	if json.Unmarshal(b, &m) == nil {
+		if vs, ok := m["VCAP_SERVICES"].(map[string]any); ok {
+			for _, v := range vs {
+				if arr, ok := v.([]any); ok && len(arr) > 0 {
+					if inst, ok := arr[0].(map[string]any); ok {
+						if c, ok := inst["credentials"].(map[string]any); ok {
+							return c, nil
+						}
+					}
+				}
+			}
+		}
+		if m["clientid"] != nil {
+			return m, nil
+		}
+		return nil, usagef("%s holds no XSUAA credentials (no clientid)", path)
+	}
+	if env, ok := parseDotenv(b); ok {
+		return env, nil
+	}
+	if yaml.Unmarshal(b, &m) == nil && m["clientid"] != nil {
+		return m, nil
+	}
+	return nil, usagef("%s is not a credentials file (JSON, YAML or env with XSUAA_CLIENTID)", path)
+}
+
+// credKeys are the fields an env file's names are mapped back to.
+var credKeys = []string{"clientid", "clientsecret", "url", "certurl", "certificate", "key", "verificationkey", "identityzone",
+	"identityzoneid", "zoneid", "tenantid", "subaccountid", "tenantmode", "xsappname", "uaadomain", "apiurl", "sburl",
+	"credential-type", "serviceInstanceId"}
+
+func parseDotenv(b []byte) (map[string]any, bool) {
+	norm := func(s string) string { return strings.ToLower(reNonEnv.ReplaceAllString(s, "")) }
+	byNorm := map[string]string{}
+	for _, k := range credKeys {
+		byNorm[norm(k)] = k
+	}
+	out := map[string]any{}
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		name, val, ok := strings.Cut(strings.TrimPrefix(line, "export "), "=")
+		if !ok {
+			return nil, false
+		}
+		if len(val) >= 2 && val[0] == '"' && val[len(val)-1] == '"' {
+			val = envUnquote(val[1 : len(val)-1])
+		}
+		// The longest known field the name ends with, whatever the prefix:
+		// XSUAA_VERIFICATIONKEY is verificationkey, not key.
+		n, best := norm(name), ""
+		for nk := range byNorm {
+			if strings.HasSuffix(n, nk) && len(nk) > len(best) {
+				best = nk
+			}
+		}
+		if best != "" {
+			out[byNorm[best]] = val
+		}
+	}
+	return out, out["clientid"] != nil
+}
+
+func envUnquote(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+1 < len(s) {
+			i++
+			if s[i] == 'n' {
+				b.WriteByte('\n')
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}

@@ -1,0 +1,358 @@
+package spec
+
+import (
+	"bytes"
+	"cmp"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/xsprov/xsprov/provision/credfile"
+)
+
+// shape describes what a YAML node may hold.
+type shape struct {
+	kind   string            // map, seq, str, bool, strmap, any
+	fields map[string]*shape // for map
+	items  *shape            // for seq
+}
+
+var (
+	strShape  = &shape{kind: "str"}
+	keyShape  = &shape{kind: "map", fields: map[string]*shape{"instance": strShape, "name": strShape, "parameters": {kind: "anymap"}, "out": strShape, "format": strShape, "envPrefix": strShape, "rotate": {kind: "map", fields: map[string]*shape{"maxAge": strShape}}}}
+	specShape = &shape{kind: "map", fields: map[string]*shape{
+		"apiVersion": strShape,
+		"kind":       strShape,
+		"metadata":   {kind: "map", fields: map[string]*shape{"name": strShape}},
+		"target":     {kind: "map", fields: map[string]*shape{"api": strShape, "org": strShape}},
+		"variables":  {kind: "strmap"},
+		"defaults":   {kind: "map", fields: map[string]*shape{"space": strShape, "offering": strShape, "plan": strShape, "broker": strShape, "format": strShape, "verify": {kind: "bool"}}},
+		"spaces": {kind: "seq", items: &shape{kind: "map", fields: map[string]*shape{"name": strShape,
+			"roles": {kind: "seq", items: &shape{kind: "map", fields: map[string]*shape{"user": strShape, "origin": strShape, "role": strShape}}}}}},
+		"instances": {kind: "seq", items: &shape{kind: "map", fields: map[string]*shape{
+			"name": strShape, "space": strShape, "offering": strShape, "plan": strShape, "broker": strShape,
+			"template": strShape, "vars": {kind: "strmap"}, "parameters": {kind: "anymap"}, "parametersFile": strShape,
+			"tags": {kind: "seq", items: strShape}, "keys": {kind: "seq", items: keyShape}}}},
+		"keys": {kind: "seq", items: keyShape},
+	}}
+	reLabelValue = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$`)
+	// SpaceRoles maps a role's name in a spec to its CF role type.
+	SpaceRoles = map[string]string{"developer": "space_developer", "manager": "space_manager", "auditor": "space_auditor", "supporter": "space_supporter"}
+)
+
+type checker struct{ probs []Problem }
+
+func (c *checker) add(n *yaml.Node, format string, args ...any) {
+	line, col := 0, 0
+	if n != nil {
+		line, col = n.Line, n.Column
+	}
+	c.probs = append(c.probs, Problem{Line: line, Column: col, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (c *checker) walk(n *yaml.Node, s *shape, path string) {
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	if n.Tag == "!!null" {
+		return
+	}
+	switch s.kind {
+	case "any":
+	case "str":
+		if n.Kind != yaml.ScalarNode {
+			c.add(n, "%s must be a string", path)
+		}
+	case "bool":
+		if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" {
+			c.add(n, "%s must be true or false", path)
+		}
+	case "strmap":
+		if n.Kind != yaml.MappingNode {
+			c.add(n, "%s must be a mapping of names to values", path)
+			return
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if v := n.Content[i+1]; v.Kind != yaml.ScalarNode {
+				c.add(v, "%s.%s must be a scalar value", path, n.Content[i].Value)
+			}
+		}
+	case "anymap":
+		if n.Kind != yaml.MappingNode {
+			c.add(n, "%s must be a mapping", path)
+		}
+	case "seq":
+		if n.Kind != yaml.SequenceNode {
+			c.add(n, "%s must be a list", path)
+			return
+		}
+		for i, it := range n.Content {
+			c.walk(it, s.items, fmt.Sprintf("%s[%d]", path, i))
+		}
+	case "map":
+		if n.Kind != yaml.MappingNode {
+			c.add(n, "%s must be a mapping", path)
+			return
+		}
+		seen := map[string]bool{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := k.Value
+			if path != "" {
+				p = path + "." + k.Value
+			}
+			if seen[k.Value] {
+				c.add(k, "%s is given twice", p)
+			}
+			seen[k.Value] = true
+			sub, ok := s.fields[k.Value]
+			if !ok {
+				c.add(k, "unknown field %q in %s (known: %s)", k.Value, orRoot(path), strings.Join(fieldNames(s), ", "))
+				continue
+			}
+			c.walk(v, sub, p)
+		}
+	}
+}
+
+func orRoot(p string) string {
+	if p == "" {
+		return "the spec"
+	}
+	return p
+}
+
+func fieldNames(s *shape) []string {
+	var out []string
+	for k := range s.fields {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// find returns the node at a path of mapping keys and sequence indexes.
+func find(n *yaml.Node, path ...any) *yaml.Node {
+	if n != nil && n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	for _, p := range path {
+		if n == nil {
+			return nil
+		}
+		switch x := p.(type) {
+		case string:
+			var next *yaml.Node
+			if n.Kind == yaml.MappingNode {
+				for i := 0; i+1 < len(n.Content); i += 2 {
+					if n.Content[i].Value == x {
+						next = n.Content[i+1]
+					}
+				}
+			}
+			n = next
+		case int:
+			if n.Kind != yaml.SequenceNode || x >= len(n.Content) {
+				return nil
+			}
+			n = n.Content[x]
+		}
+	}
+	return n
+}
+
+// Load reads, checks and renders a spec. vars override its variables.
+// Every problem is reported at once (*Error, exit 2); nothing is sent.
+func Load(path string, vars map[string]string) (*Spec, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, usagef("read spec: %v", err)
+	}
+	return Parse(path, raw, vars)
+}
+
+// Parse is Load on bytes; path locates relative files and names the
+// spec in messages.
+func Parse(path string, raw []byte, vars map[string]string) (*Spec, error) {
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	if err := dec.Decode(&doc); err != nil {
+		line := 0
+		var te *yaml.TypeError
+		msg := err.Error()
+		if _, scan := fmt.Sscanf(msg, "yaml: line %d:", &line); scan == nil {
+			msg = strings.TrimSpace(msg[strings.Index(msg, ":")+1:])
+			msg = strings.TrimSpace(msg[strings.Index(msg, ":")+1:])
+		} else if ok := asTypeError(err, &te); ok {
+			msg = strings.Join(te.Errors, "; ")
+		}
+		return nil, &Error{File: path, Problems: []Problem{{Line: line, Column: 1, Msg: "malformed YAML: " + msg}}}
+	}
+	c := &checker{}
+	root := find(&doc)
+	if root == nil {
+		return nil, &Error{File: path, Problems: []Problem{{Line: 1, Column: 1, Msg: "the spec is empty"}}}
+	}
+	c.walk(root, specShape, "")
+	if len(c.probs) > 0 {
+		return nil, &Error{File: path, Problems: c.probs}
+	}
+	var s Spec
+	if err := root.Decode(&s); err != nil {
+		return nil, &Error{File: path, Problems: []Problem{{Line: root.Line, Column: root.Column, Msg: err.Error()}}}
+	}
+	s.File = path
+	for k, v := range vars {
+		if s.Variables == nil {
+			s.Variables = map[string]string{}
+		}
+		s.Variables[k] = v
+	}
+	s.check(c, root)
+	if len(c.probs) > 0 {
+		sort.SliceStable(c.probs, func(i, j int) bool { return c.probs[i].Line < c.probs[j].Line })
+		return nil, &Error{File: path, Problems: c.probs}
+	}
+	return &s, nil
+}
+
+func asTypeError(err error, te **yaml.TypeError) bool {
+	t, ok := err.(*yaml.TypeError)
+	if ok {
+		*te = t
+	}
+	return ok
+}
+
+// check validates meaning: versions, names, references, templates,
+// variables and the descriptors themselves.
+func (s *Spec) check(c *checker, root *yaml.Node) {
+	if s.APIVersion != APIVersion {
+		c.add(orNode(find(root, "apiVersion"), root), "apiVersion must be %q, got %q", APIVersion, s.APIVersion)
+	}
+	if s.Metadata.Name == "" {
+		s.Metadata.Name = strings.TrimSuffix(filepath.Base(s.File), filepath.Ext(s.File))
+	}
+	if !reLabelValue.MatchString(s.Metadata.Name) {
+		c.add(orNode(find(root, "metadata", "name"), root), "metadata.name %q must be at most 63 letters, digits, '-', '_' or '.', starting and ending alphanumeric (it becomes a label value)", s.Metadata.Name)
+	}
+	if s.Defaults.Format != "" && !slices.Contains(credfile.Formats, s.Defaults.Format) {
+		c.add(find(root, "defaults", "format"), "defaults.format %q is not one of %s", s.Defaults.Format, strings.Join(credfile.Formats, ", "))
+	}
+	spaces := map[string]bool{}
+	for i, sp := range s.Spaces {
+		n := find(root, "spaces", i)
+		if sp.Name == "" {
+			c.add(n, "spaces[%d].name is required", i)
+		}
+		if spaces[strings.ToLower(sp.Name)] {
+			c.add(find(n, "name"), "space %q is listed twice", sp.Name)
+		}
+		spaces[strings.ToLower(sp.Name)] = true
+		for j, r := range sp.Roles {
+			rn := find(n, "roles", j)
+			if r.User == "" {
+				c.add(rn, "spaces[%d].roles[%d].user is required", i, j)
+			}
+			if _, ok := SpaceRoles[r.Role]; !ok {
+				c.add(orNode(find(rn, "role"), rn), "role %q is not one of developer, manager, auditor, supporter", r.Role)
+			}
+		}
+	}
+	byName := map[string]*Instance{}
+	outs := map[string]string{}
+	for i, in := range s.Instances {
+		n := find(root, "instances", i)
+		in.line = n.Line
+		if in.Name == "" {
+			c.add(n, "instances[%d].name is required", i)
+			continue
+		}
+		if in.Space == "" {
+			in.Space = s.Defaults.Space
+		}
+		if in.Space == "" {
+			c.add(n, "instance %q has no space (set space, or defaults.space)", in.Name)
+		}
+		in.Offering = cmp.Or(in.Offering, s.Defaults.Offering, "xsuaa")
+		in.Plan = cmp.Or(in.Plan, s.Defaults.Plan, "application")
+		in.Broker = cmp.Or(in.Broker, s.Defaults.Broker)
+		id := strings.ToLower(in.Space) + "/" + in.Name
+		if byName[id] != nil {
+			c.add(find(n, "name"), "instance %q is listed twice in space %q", in.Name, in.Space)
+		}
+		byName[id] = in
+		s.render(c, in, n)
+		for j, k := range in.Keys {
+			if k.Instance != "" && k.Instance != in.Name {
+				c.add(find(n, "keys", j, "instance"), "a key under instance %q names instance %q", in.Name, k.Instance)
+			}
+			k.Instance = in.Name
+			s.checkKey(c, in, k, find(n, "keys", j), outs)
+		}
+	}
+	for j, k := range s.Keys {
+		n := find(root, "keys", j)
+		var owner *Instance
+		for _, in := range s.Instances {
+			if in.Name == k.Instance {
+				owner = in
+			}
+		}
+		if owner == nil {
+			c.add(orNode(find(n, "instance"), n), "key %q refers to instance %q, which is not in the spec", k.Name, k.Instance)
+			continue
+		}
+		owner.Keys = append(owner.Keys, k)
+		s.checkKey(c, owner, k, n, outs)
+	}
+}
+
+func orNode(n, fallback *yaml.Node) *yaml.Node {
+	if n != nil {
+		return n
+	}
+	return fallback
+}
+
+func (s *Spec) checkKey(c *checker, in *Instance, k *Key, n *yaml.Node, outs map[string]string) {
+	if k.Name == "" {
+		k.Name = in.Name + "-key"
+	}
+	for _, o := range in.Keys {
+		if o == k {
+			break // report a duplicate at its second occurrence only
+		}
+		if o.Name == k.Name {
+			c.add(orNode(find(n, "name"), n), "key %q of instance %q is listed twice", k.Name, in.Name)
+			break
+		}
+	}
+	if k.Format != "" && !slices.Contains(credfile.Formats, k.Format) {
+		c.add(orNode(find(n, "format"), n), "format %q is not one of %s", k.Format, strings.Join(credfile.Formats, ", "))
+	}
+	k.Format = cmp.Or(k.Format, s.Defaults.Format, credfile.FormatJSON)
+	if k.Out != "" {
+		if !filepath.IsAbs(k.Out) {
+			k.Out = filepath.Join(filepath.Dir(s.File), k.Out)
+		}
+		if prev, dup := outs[k.Out]; dup {
+			c.add(orNode(find(n, "out"), n), "out %s is also the file of key %s", k.Out, prev)
+		}
+		outs[k.Out] = in.Name + "/" + k.Name
+	}
+	if k.Rotate != nil {
+		d, err := time.ParseDuration(k.Rotate.MaxAge)
+		if err != nil || d <= 0 {
+			c.add(orNode(find(n, "rotate", "maxAge"), n), "rotate.maxAge %q is not a positive duration such as 720h", k.Rotate.MaxAge)
+		}
+		k.Rotate.maxAge = d
+	}
+}

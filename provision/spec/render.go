@@ -1,0 +1,117 @@
+package spec
+
+import (
+	"hash/fnv"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/template"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/xsprov/xsprov/provision/xssec"
+	"github.com/xsprov/xsprov/templates"
+)
+
+// render builds an instance's descriptor from its template, parameters or
+// parameters file, and validates it with the broker's rules.
+func (s *Spec) render(c *checker, in *Instance, n *yaml.Node) {
+	given := 0
+	for _, v := range []bool{in.Template != "", in.Parameters != nil, in.ParametersFile != ""} {
+		if v {
+			given++
+		}
+	}
+	if given > 1 {
+		c.add(n, "instance %q: give one of template, parameters or parametersFile", in.Name)
+		return
+	}
+	var d map[string]any
+	at := n
+	switch {
+	case in.Template != "":
+		at = find(n, "template")
+		name := in.Template
+		if strings.ContainsAny(name, `/\`) && !filepath.IsAbs(name) {
+			name = filepath.Join(filepath.Dir(s.File), name)
+		}
+		tm, err := templates.Load(name)
+		if err != nil {
+			c.add(at, "instance %q: %v", in.Name, err)
+			return
+		}
+		vars := map[string]string{}
+		for k, v := range s.Variables {
+			vars[k] = v
+		}
+		for k, v := range in.Vars {
+			// An instance's vars may use the spec's variables.
+			if strings.Contains(v, "{{") {
+				tv, err := template.New(k).Option("missingkey=error").Parse(v)
+				var b strings.Builder
+				if err == nil {
+					err = tv.Execute(&b, s.Variables)
+				}
+				if err != nil {
+					c.add(orNode(find(n, "vars", k), n), "instance %q: vars.%s: %v", in.Name, k, err)
+					return
+				}
+				v = b.String()
+			}
+			vars[k] = v
+		}
+		raw, err := tm.Render(vars)
+		if err != nil {
+			c.add(at, "instance %q: %v", in.Name, err)
+			return
+		}
+		obj, ps := xssec.Parse(raw)
+		if ps != nil {
+			c.add(at, "instance %q: template renders malformed JSON", in.Name)
+			return
+		}
+		d = obj
+	case in.ParametersFile != "":
+		at = find(n, "parametersFile")
+		p := in.ParametersFile
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(filepath.Dir(s.File), p)
+		}
+		raw, err := os.ReadFile(p)
+		if err != nil {
+			c.add(at, "instance %q: %v", in.Name, err)
+			return
+		}
+		obj, ps := xssec.Parse(raw)
+		if ps != nil {
+			c.add(at, "instance %q: %s: %s", in.Name, p, ps[0].String())
+			return
+		}
+		d = obj
+	case in.Parameters != nil:
+		at = find(n, "parameters")
+		d = xssec.Normalize(in.Parameters).(map[string]any)
+	default:
+		d = map[string]any{"xsappname": in.Name}
+	}
+	if d["tenant-mode"] == nil {
+		d["tenant-mode"] = xssec.DefaultTenantMode
+	}
+	if in.Offering == "xsuaa" {
+		for _, p := range xssec.Validate(d).Errors() {
+			c.add(at, "instance %q: descriptor %s: %s", in.Name, p.Path, p.Message)
+		}
+	}
+	in.Descriptor = xssec.Normalize(d).(map[string]any)
+}
+
+// InShard tells whether an instance belongs to shard i of n (1-based); the
+// split is by a hash of space and name, so it is stable across runs.
+func InShard(space, name string, i, n int) bool {
+	if n <= 1 {
+		return true
+	}
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(strings.ToLower(space) + "/" + name))
+	return int(h.Sum32()%uint32(n)) == i-1
+}

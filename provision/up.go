@@ -1,0 +1,72 @@
+package provision
+
+import (
+	"context"
+
+	"github.com/xsprov/xsprov/provision/cfapi"
+	"github.com/xsprov/xsprov/provision/credfile"
+)
+
+// UpRequest is what `xsprov up` converges to.
+type UpRequest struct {
+	Ref
+	Offering, Plan, Broker string
+	// Params is the desired xs-security descriptor.
+	Params map[string]any
+	Tags   []string
+	Key    string
+	// KeyParams are the parameters of a new key (credential-type, x509).
+	KeyParams map[string]any
+	Out       credfile.Output
+	NoWait    bool
+	// Observed is what a plan saw of the instance (nil: look it up).
+	Observed *Observation
+}
+
+// Up creates or converges the instance, creates or reuses the key, and writes
+// the credentials file.
+func (p *Provisioner) Up(ctx context.Context, req UpRequest) (*Result, error) {
+	req.Key = req.keyName(req.Key)
+	t, err := p.s.ResolveTarget(ctx, req.Org, req.Space)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := p.s.ResolvePlan(ctx, t, req.Offering, req.Plan, req.Broker)
+	if err != nil {
+		return nil, err
+	}
+	res := p.newResult(t, req.Instance)
+	res.Instance.Offering, res.Instance.Plan = plan.OfferingName, plan.Name
+
+	inst, action, err := p.ensureInstance(ctx, t, plan, req)
+	if err != nil {
+		return nil, err
+	}
+	res.Instance.Action = action
+	if inst == nil { // --no-wait
+		return res, nil
+	}
+	res.Instance.GUID, res.Instance.State = inst.GUID, cfapi.DescribeOp(inst.LastOperation)
+	if req.NoWait && cfapi.OpBusy(inst.LastOperation) {
+		return res, nil
+	}
+	fresh := action == Created || action == Recreated
+	key, kaction, err := p.ensureKey(ctx, inst, req.Key, req.KeyParams, fresh, req.NoWait)
+	if err != nil {
+		return nil, err
+	}
+	res.Key = &KeyResult{Name: cfapi.KeyName(key, req.Key), GUID: key.GUID, State: cfapi.DescribeOp(key.LastOperation), Action: kaction}
+	if req.NoWait && cfapi.OpBusy(key.LastOperation) {
+		return res, nil
+	}
+	if err := p.fetchAndWrite(ctx, key, req.Out, res); err != nil {
+		return nil, err
+	}
+	// Prove new credentials; a re-run that changed nothing was proven before.
+	if kaction != Unchanged || (res.FileAction != Unchanged && res.FileAction != "") {
+		if err := p.verify(ctx, res); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}

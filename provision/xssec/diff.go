@@ -1,0 +1,156 @@
+package xssec
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
+)
+
+// hidden replaces secret values in diffs, as the cf CLI's traces do.
+const hidden = "[PRIVATE DATA HIDDEN]"
+
+// DiffEntry is one difference between two descriptors.
+type DiffEntry struct {
+	Path string `json:"path"`
+	Op   string `json:"op"` // add, remove, change
+	Old  string `json:"old,omitempty"`
+	New  string `json:"new,omitempty"`
+}
+
+func (d DiffEntry) String() string {
+	switch d.Op {
+	case "add":
+		return "+ " + d.Path + ": " + d.New
+	case "remove":
+		return "- " + d.Path + ": " + d.Old
+	}
+	return "~ " + d.Path + ": " + d.Old + " -> " + d.New
+}
+
+// Diff lists the differences from old to new by JSON path, with values that
+// look secret redacted. Numbers compare by value (3600 == 3600.0).
+func Diff(old, new map[string]any) []DiffEntry {
+	var out []DiffEntry
+	diffValue("$", Normalize(old), Normalize(new), &out)
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out
+}
+
+// Normalize round-trips through JSON so that numbers and nested types
+// compare alike whatever decoded them.
+func Normalize(v any) any {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return v
+	}
+	var out any
+	_ = json.Unmarshal(b, &out)
+	return out
+}
+
+func diffValue(path string, a, b any, out *[]DiffEntry) {
+	am, aok := a.(map[string]any)
+	bm, bok := b.(map[string]any)
+	if aok && bok {
+		keys := map[string]bool{}
+		for k := range am {
+			keys[k] = true
+		}
+		for k := range bm {
+			keys[k] = true
+		}
+		for k := range keys {
+			p := path + "." + k
+			av, ain := am[k]
+			bv, bin := bm[k]
+			switch {
+			case !ain:
+				*out = append(*out, DiffEntry{Path: p, Op: "add", New: show(p, bv)})
+			case !bin:
+				*out = append(*out, DiffEntry{Path: p, Op: "remove", Old: show(p, av)})
+			default:
+				diffValue(p, av, bv, out)
+			}
+		}
+		return
+	}
+	as, aok := a.([]any)
+	bs, bok := b.([]any)
+	if aok && bok && len(as) == len(bs) {
+		for i := range as {
+			diffValue(fmt.Sprintf("%s[%d]", path, i), as[i], bs[i], out)
+		}
+		return
+	}
+	if !reflect.DeepEqual(a, b) {
+		*out = append(*out, DiffEntry{Path: path, Op: "change", Old: show(path, a), New: show(path, b)})
+	}
+}
+
+var secretWords = []string{"secret", "password", "certificate", "private", "credential"}
+
+func show(path string, v any) string {
+	leaf := strings.ToLower(path[strings.LastIndex(path, ".")+1:])
+	for _, w := range secretWords {
+		if strings.Contains(leaf, w) && leaf != "credential-types" {
+			return hidden
+		}
+	}
+	b, _ := json.Marshal(v)
+	s := string(b)
+	if len(s) > 120 {
+		s = s[:117] + "..."
+	}
+	return s
+}
+
+// Removes tells whether a diff takes anything away: a field, an element of
+// a list, or a value that is replaced.
+func Removes(diff []DiffEntry) bool {
+	for _, d := range diff {
+		if d.Op != "add" {
+			return true
+		}
+	}
+	return false
+}
+
+// DescribeFields words fields of a descriptor: xsappname "a", tenant-mode "b".
+func DescribeFields(d map[string]any, fields []string) string {
+	s := ""
+	for i, f := range fields {
+		if i > 0 {
+			s += ", "
+		}
+		v := Field(d, f)
+		if f == "tenant-mode" {
+			v = TenantMode(d)
+		}
+		s += f + " " + fmt.Sprintf("%q", v)
+	}
+	return s
+}
+
+// JoinAnd joins words as "a, b and c".
+func JoinAnd(xs []string) string {
+	switch len(xs) {
+	case 0:
+		return ""
+	case 1:
+		return xs[0]
+	}
+	s := ""
+	for i, x := range xs {
+		switch {
+		case i == len(xs)-1:
+			s += " and " + x
+		case i > 0:
+			s += ", " + x
+		default:
+			s += x
+		}
+	}
+	return s
+}

@@ -1,0 +1,34 @@
+package xssec
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// ParseKeyParams reads key parameters given as a file path or inline JSON;
+// where names the input in messages.
+func ParseKeyParams(where, v string) (map[string]any, error) {
+	if v == "" {
+		return nil, nil
+	}
+	raw := []byte(v)
+	if t := strings.TrimSpace(v); !strings.HasPrefix(t, "{") {
+		b, err := os.ReadFile(v)
+		if err != nil {
+			return nil, usagef("%s: %q is neither inline JSON nor a readable file: %v", where, v, err)
+		}
+		raw, where = b, v
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil || m == nil {
+		if err == nil {
+			err = fmt.Errorf("not a JSON object")
+		}
+		return nil, usagef("%s: key parameters must be a JSON object: %v", where, err)
+	}
+	return m, nil
+}
