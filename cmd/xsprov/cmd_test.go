@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/spf13/cobra"
 
+	"github.com/xsprov/xsprov/provision/cfapi"
 	"github.com/xsprov/xsprov/provision/cfsim"
 )
 
@@ -172,6 +173,19 @@ func TestTargetResolution(t *testing.T) {
 // stdout and stderr with the simulator's URL replaced by SIM.
 func runIn(t *testing.T, srvURL, dir string, env map[string]string, args ...string) (int, string, string) {
 	t.Helper()
+	return runInAt(t, nil, srvURL, dir, env, args...)
+}
+
+// stoppedClock reads a fixed time (the simulator's) and sleeps for real.
+type stoppedClock struct{ t time.Time }
+
+func (c stoppedClock) Now() time.Time                         { return c.t }
+func (c stoppedClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+// runInAt is runIn with the client on clk (nil: the wall clock), so tokens
+// of a simulator on a fixed clock are not expired for it.
+func runInAt(t *testing.T, clk cfapi.Clock, srvURL, dir string, env map[string]string, args ...string) (int, string, string) {
+	t.Helper()
 	ios, _, out, errOut := TestStreams()
 	full := map[string]string{"CF_API": srvURL, "CF_CLIENT_ID": cfsim.CIClientID, "CF_CLIENT_SECRET": cfsim.CIClientSecret,
 		"CF_ORG": "acme", "CF_SPACE": "dev", "CF_HOME": dir}
@@ -183,7 +197,7 @@ func runIn(t *testing.T, srvURL, dir string, env map[string]string, args ...stri
 		t.Fatal(err)
 	}
 	defer os.Chdir(wd)
-	code := run(context.Background(), args, &Factory{IO: ios, Getenv: func(k string) string { return full[k] }})
+	code := run(context.Background(), args, &Factory{IO: ios, Clock: clk, Getenv: func(k string) string { return full[k] }})
 	norm := func(b *bytes.Buffer) string { return strings.ReplaceAll(b.String(), srvURL, "SIM") }
 	return code, norm(out), norm(errOut)
 }
@@ -228,7 +242,7 @@ func TestGoldenOutput(t *testing.T) {
 		{"up-bad-descriptor", []string{"up", "x", "--xsappname", "a b", "--foreign-scope", "nope"}, 2},
 	}
 	for _, st := range steps {
-		code, out, errOut := runIn(t, srv.URL, dir, nil, st.args...)
+		code, out, errOut := runInAt(t, stoppedClock{clk}, srv.URL, dir, nil, st.args...)
 		if code != st.code {
 			t.Errorf("%s: exit %d, want %d\n%s", st.name, code, st.code, errOut)
 		}
