@@ -1,0 +1,132 @@
+package cfsim
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+type discardWriter struct{ h http.Header }
+
+func (d *discardWriter) Header() http.Header { return d.h }
+
+func (d *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+
+func (d *discardWriter) WriteHeader(int) {}
+
+func (s *Sim) flake() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rng.Float64() < s.opts.flaky
+}
+
+func (s *Sim) flakeDrop() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rng.Float64() < s.opts.dropResponse
+}
+
+func (s *Sim) rateLimited(w http.ResponseWriter, who string) *apiError {
+	if s.opts.rateLimit <= 0 {
+		return nil
+	}
+	s.mu.Lock()
+	now := s.now()
+	win := s.rate[who]
+	if win == nil || now.Sub(win.start) >= s.opts.rateWindow {
+		win = &window{start: now}
+		s.rate[who] = win
+	}
+	win.n++
+	n := win.n
+	reset := win.start.Add(s.opts.rateWindow)
+	s.mu.Unlock()
+	remaining := s.opts.rateLimit - n
+	if remaining < 0 {
+		remaining = 0
+	}
+	w.Header().Set("X-RateLimit-Limit", strconv.Itoa(s.opts.rateLimit))
+	w.Header().Set("X-RateLimit-Remaining", strconv.Itoa(remaining))
+	w.Header().Set("X-RateLimit-Reset", strconv.FormatInt(reset.Unix(), 10))
+	if n <= s.opts.rateLimit {
+		return nil
+	}
+	secs := int(reset.Sub(now).Seconds() + 0.999)
+	if secs < 1 {
+		secs = 1
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	// The real CC sends the JSON error with a text/plain content type.
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	code, title := 10013, "CF-RateLimitExceeded"
+	if strings.HasPrefix(who, "ip:") {
+		code, title = 10014, "CF-IPBasedRateLimitExceeded"
+	}
+	w.WriteHeader(http.StatusTooManyRequests)
+	_ = json.NewEncoder(w).Encode(map[string]any{"errors": []map[string]any{{"code": code, "title": title, "detail": "Rate Limit Exceeded"}}})
+	return &apiError{status: -1}
+}
+
+// The control API (/_sim/...) lets benchmarks and pipeline scripts read the
+// request counts and change the broker's behaviour of a running simulator.
+
+func (s *Sim) ctlCounts(req *request) {
+	switch req.r.Method {
+	case http.MethodGet:
+		writeJSON(req.w, http.StatusOK, s.Counts())
+	case http.MethodDelete:
+		s.ResetCounts()
+		req.w.WriteHeader(http.StatusNoContent)
+	default:
+		writeError(req.w, errMethod())
+	}
+}
+
+// ctlDelay: PUT /_sim/delay?op=create&duration=300ms (op "all" for every one).
+func (s *Sim) ctlDelay(req *request) {
+	q := req.r.URL.Query()
+	d, err := time.ParseDuration(q.Get("duration"))
+	if err != nil || d < 0 {
+		writeError(req.w, errBadQuery("duration must be a Go duration such as 300ms"))
+		return
+	}
+	ops := []string{q.Get("op")}
+	if ops[0] == "all" || ops[0] == "" {
+		ops = AllOps
+	}
+	for _, op := range ops {
+		if !contains(AllOps, op) {
+			writeError(req.w, errBadQuery("op must be one of all, "+strings.Join(AllOps, ", ")))
+			return
+		}
+		s.SetDelay(op, d)
+	}
+	req.w.WriteHeader(http.StatusNoContent)
+}
+
+// ctlFailNext: POST /_sim/fail-next?op=create&message=quota+exceeded.
+func (s *Sim) ctlFailNext(req *request) {
+	q := req.r.URL.Query()
+	if !contains(AllOps, q.Get("op")) || q.Get("message") == "" {
+		writeError(req.w, errBadQuery("want op (one of "+strings.Join(AllOps, ", ")+") and message"))
+		return
+	}
+	s.FailNext(q.Get("op"), q.Get("message"))
+	req.w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Sim) ctlCA(req *request) {
+	s.mu.Lock()
+	_, _, err := s.ensureCA()
+	pemCA := s.st.CACert
+	s.mu.Unlock()
+	if err != nil {
+		writeError(req.w, &apiError{Code: 10001, Title: "UnknownError", Detail: err.Error(), status: 500})
+		return
+	}
+	req.w.Header().Set("Content-Type", "application/x-pem-file")
+	_, _ = io.WriteString(req.w, pemCA)
+}

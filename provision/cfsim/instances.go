@@ -1,0 +1,437 @@
+package cfsim
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+func (s *Sim) root(req *request) {
+	b := req.base
+	writeJSON(req.w, http.StatusOK, map[string]any{"links": map[string]any{
+		"self":                href(b),
+		"bits_service":        nil,
+		"cloud_controller_v2": nil,
+		"cloud_controller_v3": map[string]any{"href": b + "/v3", "meta": map[string]any{"version": APIVersion}},
+		"network_policy_v0":   href(b + "/networking/v0/external"),
+		"network_policy_v1":   href(b + "/networking/v1/external"),
+		"login":               href(b + "/uaa"),
+		"uaa":                 href(b + "/uaa"),
+		"credhub":             nil,
+		"routing":             nil,
+		"logging":             nil,
+		"log_cache":           nil,
+		"log_stream":          nil,
+		"app_ssh":             map[string]any{"href": "ssh.sim.local:2222", "meta": map[string]any{"host_key_fingerprint": "sim", "oauth_client": "ssh-proxy"}},
+	}})
+}
+
+func (s *Sim) v3root(req *request) {
+	b := req.base + "/v3"
+	links := map[string]any{"self": href(b)}
+	for _, r := range []string{"organizations", "spaces", "service_brokers", "service_offerings", "service_plans", "service_instances", "service_credential_bindings", "jobs", "info"} {
+		links[r] = href(b + "/" + r)
+	}
+	writeJSON(req.w, http.StatusOK, map[string]any{"links": links})
+}
+
+func (s *Sim) info(req *request) {
+	writeJSON(req.w, http.StatusOK, map[string]any{
+		"build": "cfsim", "cli_version": map[string]any{"minimum": "8.0.0", "recommended": "8.17.0"},
+		"custom": map[string]any{}, "description": "xsprov Cloud Foundry simulator", "name": "cfsim", "version": 180,
+		"osbapi_version": "2.15",
+		"rate_limits":    map[string]any{"enabled": s.opts.rateLimit > 0, "general_limit": s.opts.rateLimit, "reset_interval_in_minutes": int(s.opts.rateWindow.Minutes())},
+		"links":          map[string]any{"self": href(req.base + "/v3/info"), "support": href("https://github.com/xsprov/xsprov")},
+	})
+}
+
+func (s *Sim) listInstances(req *request) {
+	q := req.r.URL.Query()
+	names, guids, spaces, orgs := queryFilter(q, "names"), queryFilter(q, "guids"), queryFilter(q, "space_guids"), queryFilter(q, "organization_guids")
+	plans, planNames := queryFilter(q, "service_plan_guids"), queryFilter(q, "service_plan_names")
+	typ := q.Get("type")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.advance()
+	var items []any
+	var matched []*Instance
+	if typ == "" || typ == "managed" {
+		for _, i := range sorted(s.st.Instances, func(x *Instance) int64 { return x.Seq }) {
+			sp := s.st.Spaces[i.SpaceGUID]
+			p := s.st.Plans[i.PlanGUID]
+			if names.has(i.Name, false) && guids.has(i.GUID, false) && spaces.has(i.SpaceGUID, false) && orgs.has(sp.OrgGUID, false) &&
+				plans.has(i.PlanGUID, false) && planNames.has(p.Name, true) && labelSelector(q.Get("label_selector"), i.Labels) {
+				items = append(items, s.renderInstance(req.base, i))
+				matched = append(matched, i)
+			}
+		}
+	}
+	s.page(req, items, s.fieldsIncluded(q, matched))
+}
+
+// pickFields keeps the guid and the named fields of a rendered resource
+// ("relationships.x" keeps one relationship), as CC's fields parameter does.
+func pickFields(full map[string]any, fields []string) map[string]any {
+	out := map[string]any{"guid": full["guid"]}
+	for _, f := range fields {
+		if rel, ok := strings.CutPrefix(f, "relationships."); ok {
+			rels, _ := out["relationships"].(map[string]any)
+			if rels == nil {
+				rels = map[string]any{}
+				out["relationships"] = rels
+			}
+			if fr, ok := full["relationships"].(map[string]any); ok {
+				rels[rel] = fr[rel]
+			}
+			continue
+		}
+		if v, ok := full[f]; ok {
+			out[f] = v
+		}
+	}
+	return out
+}
+
+// fieldsIncluded answers the fields[...] parameters of service instance
+// reads: the named fields of related resources, under "included".
+func (s *Sim) fieldsIncluded(q url.Values, insts []*Instance) map[string]any {
+	want := map[string][]string{}
+	for k, v := range q {
+		if strings.HasPrefix(k, "fields[") && strings.HasSuffix(k, "]") {
+			want[k[len("fields["):len(k)-1]] = strings.Split(strings.Join(v, ","), ",")
+		}
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	inc := map[string]any{}
+	add := func(key, guid string, fields []string, full func() map[string]any) {
+		list, _ := inc[key].([]any)
+		for _, x := range list {
+			if x.(map[string]any)["guid"] == guid {
+				return
+			}
+		}
+		m := pickFields(full(), fields)
+		inc[key] = append(list, m)
+	}
+	for _, i := range insts {
+		plan := s.st.Plans[i.PlanGUID]
+		off := s.st.Offerings[plan.OfferingGUID]
+		br := s.st.Brokers[off.BrokerGUID]
+		sp := s.st.Spaces[i.SpaceGUID]
+		org := s.st.Orgs[sp.OrgGUID]
+		b := "http://unused"
+		if f, ok := want["service_plan"]; ok {
+			add("service_plans", plan.GUID, f, func() map[string]any { return s.renderPlan(b, plan) })
+		}
+		if f, ok := want["service_plan.service_offering"]; ok {
+			add("service_offerings", off.GUID, f, func() map[string]any { return s.renderOffering(b, off) })
+		}
+		if f, ok := want["service_plan.service_offering.service_broker"]; ok {
+			add("service_brokers", br.GUID, f, func() map[string]any { return s.renderBroker(b, br) })
+		}
+		if f, ok := want["space"]; ok {
+			add("spaces", sp.GUID, f, func() map[string]any { return s.renderSpace(b, sp) })
+		}
+		if f, ok := want["space.organization"]; ok {
+			add("organizations", org.GUID, f, func() map[string]any { return s.renderOrg(b, org) })
+		}
+	}
+	return inc
+}
+
+// instanceOr404 returns the instance the path names, or answers 404 and
+// returns nil. Callers hold s.mu.
+func (s *Sim) instanceOr404(req *request) *Instance {
+	i := s.st.Instances[req.params[0]]
+	if i == nil {
+		writeError(req.w, errInstanceNotFound())
+	}
+	return i
+}
+
+func (s *Sim) getInstance(req *request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.advance()
+	i := s.instanceOr404(req)
+	if i == nil {
+		return
+	}
+	r := s.renderInstance(req.base, i)
+	if inc := s.fieldsIncluded(req.r.URL.Query(), []*Instance{i}); inc != nil {
+		r["included"] = inc
+	}
+	writeJSON(req.w, http.StatusOK, r)
+}
+
+func (s *Sim) sharedSpaces(req *request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.st.Instances[req.params[0]] == nil {
+		writeError(req.w, errInstanceNotFound())
+		return
+	}
+	writeJSON(req.w, http.StatusOK, map[string]any{"data": []any{}, "links": map[string]any{"self": href(req.base + "/v3/service_instances/" + req.params[0] + "/relationships/shared_spaces")}})
+}
+
+func (s *Sim) instanceParams(req *request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.advance()
+	i := s.st.Instances[req.params[0]]
+	if i == nil || (i.LastOp.Type == "create" && i.LastOp.State == "failed") {
+		writeError(req.w, errInstanceNotFound())
+		return
+	}
+	if s.opts.noParams {
+		writeError(req.w, &apiError{Code: 120004, Title: "CF-ServiceFetchInstanceParametersNotSupported", Detail: "This service does not support fetching service instance parameters.", status: 400})
+		return
+	}
+	if i.Busy != "" {
+		writeError(req.w, errInProgress(i.Name))
+		return
+	}
+	p := i.Params
+	if p == nil {
+		p = map[string]any{}
+	}
+	writeJSON(req.w, http.StatusOK, p)
+}
+
+func (s *Sim) getJob(req *request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.advance()
+	j := s.st.Jobs[req.params[0]]
+	if j == nil {
+		writeError(req.w, errNotFound("Job"))
+		return
+	}
+	writeJSON(req.w, http.StatusOK, s.renderJob(req.base, j))
+}
+
+// ---- request bodies ----
+
+func (s *Sim) createInstance(req *request) {
+	body, aerr := decodeBody(req, "type", "name", "relationships", "parameters", "tags", "metadata")
+	if aerr != nil {
+		writeError(req.w, aerr)
+		return
+	}
+	var typ, name string
+	if json.Unmarshal(body["type"], &typ) != nil || (typ != "managed" && typ != "user-provided") {
+		writeError(req.w, errUnprocessable("Type must be one of 'managed', 'user-provided'"))
+		return
+	}
+	if typ != "managed" {
+		writeError(req.w, errUnprocessable("The simulator supports managed service instances only"))
+		return
+	}
+	if json.Unmarshal(body["name"], &name) != nil || name == "" {
+		writeError(req.w, errUnprocessable("Name must be a string, Name can't be blank"))
+		return
+	}
+	spaceGUID, ok1 := relGUID(body["relationships"], "space")
+	planGUID, ok2 := relGUID(body["relationships"], "service_plan")
+	if !ok1 {
+		writeError(req.w, errUnprocessable("Relationships Space can't be blank"))
+		return
+	}
+	if !ok2 {
+		writeError(req.w, errUnprocessable("Relationships Service plan can't be blank"))
+		return
+	}
+	params, ok := decodeObject(body["parameters"])
+	if !ok {
+		writeError(req.w, errUnprocessable("Parameters must be an object"))
+		return
+	}
+	var tags []string
+	if body["tags"] != nil && json.Unmarshal(body["tags"], &tags) != nil {
+		writeError(req.w, errUnprocessable("Tags must be a list of strings"))
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.advance()
+	sp := s.st.Spaces[spaceGUID]
+	if sp == nil {
+		writeError(req.w, errUnprocessable("Invalid space. Ensure that the space exists and you have access to it."))
+		return
+	}
+	plan := s.st.Plans[planGUID]
+	if plan == nil || !plan.visibleIn(spaceGUID) {
+		writeError(req.w, errUnprocessable("Invalid service plan. Ensure that the service plan exists, is available, and you have access to it."))
+		return
+	}
+	for _, i := range s.st.Instances {
+		if i.SpaceGUID == spaceGUID && i.Name == name {
+			if i.LastOp.Type == "create" && i.LastOp.State == "failed" {
+				s.removeInstance(i) // CC replaces an instance whose create failed
+				continue
+			}
+			writeError(req.w, errUnprocessable("The service instance name is taken: "+name+"."))
+			return
+		}
+	}
+	now := s.now()
+	inst := &Instance{meta: s.newMeta(), Name: name, SpaceGUID: spaceGUID, PlanGUID: planGUID, Tags: tags, Params: params,
+		LastOp: LastOp{Type: "create", State: "initial", Created: now, Updated: now}}
+	if aerr := applyMetadata(&inst.meta, body["metadata"]); aerr != nil {
+		writeError(req.w, aerr)
+		return
+	}
+	s.st.Instances[inst.GUID] = inst
+	job := s.newJob("service_instance.create", "service_instance", inst.GUID, OpCreate)
+	inst.Busy = job.GUID
+	s.brokerProvision(job, inst)
+	s.settle(job)
+	s.accepted(req, job)
+}
+
+func (s *Sim) updateInstance(req *request) {
+	body, aerr := decodeBody(req, "name", "tags", "parameters", "relationships", "maintenance_info", "metadata")
+	if aerr != nil {
+		writeError(req.w, aerr)
+		return
+	}
+	params, ok := decodeObject(body["parameters"])
+	if !ok {
+		writeError(req.w, errUnprocessable("Parameters must be an object"))
+		return
+	}
+	var newName *string
+	if body["name"] != nil {
+		var n string
+		if json.Unmarshal(body["name"], &n) != nil || n == "" {
+			writeError(req.w, errUnprocessable("Name must be a string"))
+			return
+		}
+		newName = &n
+	}
+	var tags []string
+	hasTags := body["tags"] != nil
+	if hasTags && string(body["tags"]) != "null" && json.Unmarshal(body["tags"], &tags) != nil {
+		writeError(req.w, errUnprocessable("Tags must be a list of strings"))
+		return
+	}
+	newPlan, hasPlan := relGUID(body["relationships"], "service_plan")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.advance()
+	i := s.instanceOr404(req)
+	if i == nil {
+		return
+	}
+	if i.LastOp.Type == "create" && i.LastOp.State == "failed" {
+		writeError(req.w, &apiError{Code: 60004, Title: "CF-ServiceInstanceNotFound", Detail: "The service instance could not be found: " + i.GUID, status: 404})
+		return
+	}
+	metadataOnly := body["parameters"] == nil && !hasPlan && newName == nil && !hasTags && body["maintenance_info"] == nil
+	if i.Busy != "" && !metadataOnly {
+		writeError(req.w, errInProgress(i.Name))
+		return
+	}
+	if hasPlan {
+		p := s.st.Plans[newPlan]
+		if p == nil || !p.visibleIn(i.SpaceGUID) || p.OfferingGUID != s.st.Plans[i.PlanGUID].OfferingGUID {
+			writeError(req.w, errUnprocessable("Invalid service plan. Ensure that the service plan exists, is available, and you have access to it."))
+			return
+		}
+	}
+	if newName != nil && *newName != i.Name {
+		for _, o := range s.st.Instances {
+			if o.SpaceGUID == i.SpaceGUID && o.Name == *newName {
+				writeError(req.w, errUnprocessable("The service instance name is taken: "+*newName))
+				return
+			}
+		}
+	}
+	if aerr := applyMetadata(&i.meta, body["metadata"]); aerr != nil {
+		writeError(req.w, aerr)
+		return
+	}
+	if newName != nil {
+		i.Name = *newName
+	}
+	if hasTags {
+		i.Tags = tags
+	}
+	i.Updated = s.now()
+	s.dirty = true
+	if body["parameters"] == nil && (!hasPlan || newPlan == i.PlanGUID) {
+		writeJSON(req.w, http.StatusOK, s.renderInstance(req.base, i))
+		return
+	}
+	job := s.newJob("service_instance.update", "service_instance", i.GUID, OpUpdate)
+	job.NewParams, job.NewPlan = params, newPlan
+	if body["parameters"] == nil {
+		job.NewParams = i.Params
+	}
+	if !hasPlan {
+		job.NewPlan = i.PlanGUID
+	}
+	i.Busy = job.GUID
+	i.LastOp = LastOp{Type: "update", State: "in progress", Created: s.now(), Updated: s.now()}
+	s.brokerUpdate(job, i)
+	s.settle(job)
+	s.accepted(req, job)
+}
+
+func (s *Sim) deleteInstance(req *request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.advance()
+	i := s.instanceOr404(req)
+	if i == nil {
+		return
+	}
+	if req.r.URL.Query().Get("purge") == "true" {
+		s.removeInstance(i)
+		s.dirty = true
+		req.w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	if i.Busy != "" {
+		writeError(req.w, errUnprocessable("There is an operation in progress for the service instance."))
+		return
+	}
+	for _, k := range s.st.Keys {
+		if k.InstanceGUID == i.GUID && k.Busy != "" {
+			writeError(req.w, errUnprocessable("An operation for service binding "+k.GUID+" is in progress."))
+			return
+		}
+	}
+	job := s.newJob("service_instance.delete", "service_instance", i.GUID, OpDelete)
+	i.Busy = job.GUID
+	i.LastOp = LastOp{Type: "delete", State: "in progress", Created: s.now(), Updated: s.now()}
+	s.settle(job)
+	s.accepted(req, job)
+}
+
+// ---- keys ----
+
+func (s *Sim) accepted(req *request, j *Job) {
+	s.dirty = true
+	if err := s.saveLocked(); err != nil && s.opts.logf != nil {
+		s.opts.logf("save state: %v", err)
+	}
+	req.w.Header().Set("Location", req.base+"/v3/jobs/"+j.GUID)
+	for _, w := range j.Warnings {
+		req.w.Header().Add("X-Cf-Warnings", urlEscape(w))
+	}
+	req.w.WriteHeader(http.StatusAccepted)
+}
+
+func (s *Sim) newJob(op, rtype, rguid, brokerOp string) *Job {
+	now := s.now()
+	d := s.opts.delays[brokerOp]
+	j := &Job{meta: s.newMeta(), Operation: op, State: "PROCESSING", ResourceType: rtype, ResourceGUID: rguid,
+		PollAt: now.Add(d / 10), DoneAt: now.Add(d), Errors: []apiError{}, Warnings: []string{}}
+	j.Fail = s.takeFailure(brokerOp)
+	s.st.Jobs[j.GUID] = j
+	return j
+}
