@@ -19,6 +19,7 @@ import (
 // re-authenticate at the same time.
 func TestApplyParallelAcrossTokenExpiry(t *testing.T) {
 	e := newFaultEnv(t, cfsim.WithBrokerDelay(20*time.Minute), cfsim.WithTokenLifetime(5*time.Minute))
+	e.clk.pace = 2000 // 3 s of polling interval take 1.5 ms
 	p := e.provisioner(t)
 	runner := apply.New(p.Session(), nil, func(s *cfapi.Session, r provision.Reporter, labels map[string]string) apply.Engine {
 		return provision.New(s, provision.WithReporter(r), provision.WithLabels(labels))
