@@ -347,3 +347,24 @@ func TestNoSecretsInAnyOutput(t *testing.T) {
 	}
 	t.Logf("secret scan: %d runs, %d secret values checked, %d found", len(runs), len(secrets), found)
 }
+
+// TestTimeoutOutsideAWaitSaysWhat: a deadline that runs out in a request
+// (an API that stops answering), not in a job wait, still says what was
+// being done, and exits 3.
+func TestTimeoutOutsideAWaitSaysWhat(t *testing.T) {
+	sim := cfsim.MustNew()
+	stop := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && r.URL.Path == "/v3/service_instances" {
+			<-stop // never answers while the client waits
+			return
+		}
+		sim.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	defer close(stop)
+	code, _, errOut := runIn(t, srv.URL, t.TempDir(), nil, "up", "hang", "--xsappname", "hang", "--timeout", "500ms")
+	if code != exitTimeout || !strings.Contains(errOut, "timed out (--timeout) while creating service instance hang in org acme / space dev") {
+		t.Errorf("exit %d, stderr:\n%s", code, errOut)
+	}
+}

@@ -75,7 +75,7 @@ func printError(w io.Writer, err error, interruptedState, doing string) {
 	if errors.As(err, &se) {
 		return
 	}
-	var timeout interface{ Timeout() bool }
+	var waited interface{ Waited() bool }
 	switch {
 	case errors.Is(err, context.Canceled):
 		fmt.Fprintln(w, "Interrupted.")
@@ -84,7 +84,7 @@ func printError(w io.Writer, err error, interruptedState, doing string) {
 		}
 		fmt.Fprintln(w, "Nothing is lost: re-running the same command resumes where this one stopped.")
 		return
-	case errors.Is(err, context.DeadlineExceeded) && !errors.As(err, &timeout):
+	case errors.Is(err, context.DeadlineExceeded) && !errors.As(err, &waited):
 		if doing != "" {
 			fmt.Fprintf(w, "Error: timed out (--timeout) while %s; re-run the same command to resume\n", doing)
 		} else {

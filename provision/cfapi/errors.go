@@ -77,6 +77,10 @@ func (e *TimeoutError) Error() string {
 // Timeout marks the error as a timeout (exit code 3).
 func (e *TimeoutError) Timeout() bool { return true }
 
+// Waited says the deadline ran out in a wait, and the message says for
+// what (unlike a request that timed out).
+func (e *TimeoutError) Waited() bool { return true }
+
 // TimeoutOr turns a deadline that ran out while waiting for what into a
 // *TimeoutError that says what was left; other errors pass.
 func TimeoutOr(err error, what, left string) error {
