@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -27,6 +28,9 @@ var (
 
 // xsprovBinary builds the command once for tests that need a real process
 // (signals, kill -9).
+// pkgDir is this package's folder, read before any test changes directory.
+var pkgDir, _ = os.Getwd()
+
 func xsprovBinary(t *testing.T) string {
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "xsprov-bin-")
@@ -35,7 +39,9 @@ func xsprovBinary(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(dir, "xsprov")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		build := exec.Command("go", "build", "-o", binPath, ".")
+		build.Dir = pkgDir // tests may have changed the working directory
+		out, err := build.CombinedOutput()
 		if err != nil {
 			buildErr = errors.New(string(out))
 		}
@@ -96,70 +102,83 @@ func TestInterruptExits130(t *testing.T) {
 // random moments, then re-runs without interruption: no duplicate instance,
 // no orphaned key, and a credentials file that is complete or absent.
 func TestKillNineAnywhere(t *testing.T) {
+	t.Parallel()
 	bin := xsprovBinary(t)
-	rng := rand.New(rand.NewSource(42))
 	rounds := 12
 	if testing.Short() {
 		rounds = 4
 	}
-	var killed, duplicates, orphans, partial int
+	// Rounds are independent (a simulator and a folder each) and mostly
+	// wait, so four run at a time; each has its own seeded randomness.
+	var killed, duplicates, orphans, partial atomic.Int64
+	sem := make(chan struct{}, 4)
+	var wg sync.WaitGroup
 	for round := 0; round < rounds; round++ {
-		sim := cfsim.MustNew(cfsim.WithBrokerDelay(150 * time.Millisecond))
-		srv := httptest.NewServer(sim)
-		dir := t.TempDir()
-		file := filepath.Join(dir, "k9-credentials.json")
-		run := func(kill bool, args ...string) {
-			cmd := exec.Command(bin, args...)
-			cmd.Dir, cmd.Env = dir, procEnv(srv.URL)
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			if kill {
-				time.Sleep(time.Duration(rng.Intn(400)) * time.Millisecond)
-				if cmd.Process.Signal(syscall.SIGKILL) == nil {
-					killed++
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			rng := rand.New(rand.NewSource(42 + int64(round)))
+			sim := cfsim.MustNew(cfsim.WithBrokerDelay(150 * time.Millisecond))
+			srv := httptest.NewServer(sim)
+			defer srv.Close()
+			dir := t.TempDir()
+			file := filepath.Join(dir, "k9-credentials.json")
+			run := func(kill bool, args ...string) {
+				cmd := exec.Command(bin, args...)
+				cmd.Dir, cmd.Env = dir, procEnv(srv.URL)
+				if err := cmd.Start(); err != nil {
+					t.Error(err)
+					return
+				}
+				if kill {
+					time.Sleep(time.Duration(rng.Intn(400)) * time.Millisecond)
+					if cmd.Process.Signal(syscall.SIGKILL) == nil {
+						killed.Add(1)
+					}
+				}
+				_ = cmd.Wait()
+				if b, err := os.ReadFile(file); err == nil {
+					var m map[string]any
+					if json.Unmarshal(b, &m) != nil || m["clientsecret"] == nil {
+						partial.Add(1)
+					}
 				}
 			}
-			_ = cmd.Wait()
-			if b, err := os.ReadFile(file); err == nil {
-				var m map[string]any
-				if json.Unmarshal(b, &m) != nil || m["clientsecret"] == nil {
-					partial++
-				}
+			up := []string{"up", "k9", "--xsappname", "k9"}
+			run(true, up...)
+			run(false, up...)
+			run(true, "down", "k9", "--yes")
+			run(false, up...) // converges whatever the kill left
+			run(true, up...)  // a re-run killed midway changes nothing
+			run(true, "rotate", "k9")
+			run(false, "rotate", "k9") // retires whatever the killed rotation left
+			run(false, up...)
+			st := sim.Snapshot()
+			if len(st.Instances) > 1 {
+				duplicates.Add(1)
 			}
-		}
-		up := []string{"up", "k9", "--xsappname", "k9"}
-		run(true, up...)
-		run(false, up...)
-		run(true, "down", "k9", "--yes")
-		run(false, up...) // converges whatever the kill left
-		run(true, up...)  // a re-run killed midway changes nothing
-		run(true, "rotate", "k9")
-		run(false, "rotate", "k9") // retires whatever the killed rotation left
-		run(false, up...)
-		st := sim.Snapshot()
-		if len(st.Instances) > 1 {
-			duplicates++
-		}
-		if len(st.Instances) != 1 || len(st.Keys) != 1 {
-			orphans++
-			t.Errorf("round %d: %d instances and %d keys, want 1 and 1", round, len(st.Instances), len(st.Keys))
-		}
-		if _, err := os.Stat(file); err != nil {
-			t.Errorf("round %d: no credentials file after the final up: %v", round, err)
-		}
-		srv.Close()
+			if len(st.Instances) != 1 || len(st.Keys) != 1 {
+				orphans.Add(1)
+				t.Errorf("round %d: %d instances and %d keys, want 1 and 1", round, len(st.Instances), len(st.Keys))
+			}
+			if _, err := os.Stat(file); err != nil {
+				t.Errorf("round %d: no credentials file after the final up: %v", round, err)
+			}
+		}()
 	}
+	wg.Wait()
 	t.Logf("kill -9 scenarios: %d rounds, %d runs killed, %d duplicates, %d orphaned keys, %d partial credentials files",
-		rounds, killed, duplicates, orphans, partial)
-	if duplicates+orphans+partial > 0 {
-		t.Errorf("duplicates %d, orphans %d, partial files %d; all must be 0", duplicates, orphans, partial)
+		rounds, killed.Load(), duplicates.Load(), orphans.Load(), partial.Load())
+	if duplicates.Load()+orphans.Load()+partial.Load() > 0 {
+		t.Errorf("duplicates %d, orphans %d, partial files %d; all must be 0", duplicates.Load(), orphans.Load(), partial.Load())
 	}
 }
 
 // TestKillNineApply kills apply at random moments; the re-run converges to
 // exactly the spec: one instance and one key per item, complete files.
 func TestKillNineApply(t *testing.T) {
+	t.Parallel()
 	bin := xsprovBinary(t)
 	rng := rand.New(rand.NewSource(7))
 	var spec strings.Builder

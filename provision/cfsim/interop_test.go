@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/xsprov/xsprov/provision/cfsim"
 )
@@ -34,8 +33,12 @@ func cfBinary(t *testing.T) string {
 // flow against the simulator: what it reads (links.login, JWTs decoded
 // locally, Location job URLs) must be what the real Cloud Controller sends.
 func TestCFCLIInterop(t *testing.T) {
+	t.Parallel()
 	cf := cfBinary(t)
-	sim := cfsim.MustNew(cfsim.WithBrokerDelay(50 * time.Millisecond))
+	// An instant broker: the cf CLI sleeps 3 s between job polls whatever
+	// the broker does, so a delay here only costs time; the slow broker's
+	// timing has tests of its own.
+	sim := cfsim.MustNew(cfsim.WithBrokerDelay(0))
 	srv := httptest.NewServer(sim)
 	defer srv.Close()
 	home := t.TempDir()
