@@ -368,3 +368,16 @@ func TestTimeoutOutsideAWaitSaysWhat(t *testing.T) {
 		t.Errorf("exit %d, stderr:\n%s", code, errOut)
 	}
 }
+
+// TestDevNullIsNotATerminal: a character device is not a terminal, so a
+// confirmation is not asked of /dev/null.
+func TestDevNullIsNotATerminal(t *testing.T) {
+	f, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Skip(err)
+	}
+	defer f.Close()
+	if isTerminal(f) {
+		t.Errorf("%s is taken for a terminal", os.DevNull)
+	}
+}

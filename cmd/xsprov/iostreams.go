@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/term"
 )
 
 // IOStreams are the process's streams, replaceable in tests.
@@ -33,10 +35,10 @@ func TestStreams() (*IOStreams, *bytes.Buffer, *bytes.Buffer, *bytes.Buffer) {
 	return &IOStreams{In: in, Out: out, ErrOut: errOut}, in, out, errOut
 }
 
-func isTerminal(f *os.File) bool {
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
-}
+// isTerminal asks the terminal driver (golang.org/x/term): a character
+// device such as /dev/null is not a terminal, so `xsprov down </dev/null`
+// does not wait for an answer.
+func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
 
 // CanPrompt tells whether a person can answer a question.
 func (s *IOStreams) CanPrompt() bool { return s.stdinTTY && s.stderrTTY }

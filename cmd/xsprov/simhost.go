@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/rogpeppe/go-internal/lockedfile"
 	"github.com/xsprov/xsprov/provision/cfsim"
 )
 
@@ -20,12 +21,14 @@ import (
 // the same landscape. An exclusive lock on the state file serialises
 // concurrent runs, as one Cloud Controller would.
 type simHost struct {
-	URL  string
-	CA   *x509.CertPool
-	sim  *cfsim.Sim
-	srv  *http.Server
-	tls  *http.Server
-	lock *os.File
+	URL string
+	CA  *x509.CertPool
+	sim *cfsim.Sim
+	srv *http.Server
+	tls *http.Server
+	// unlock releases the state file's lock (lockedfile: flock on unix,
+	// LockFileEx on windows).
+	unlock func()
 }
 
 // simStateError is a problem with the state file the user chose (bad input).
@@ -37,17 +40,13 @@ func startEmbeddedSim(statePath string) (*simHost, error) {
 	if err := os.MkdirAll(filepath.Dir(statePath), 0o700); err != nil {
 		return nil, &simStateError{err}
 	}
-	lock, err := os.OpenFile(statePath+".lock", os.O_CREATE|os.O_RDWR, 0o600)
+	unlock, err := lockedfile.MutexAt(statePath + ".lock").Lock()
 	if err != nil {
-		return nil, &simStateError{err}
-	}
-	if err := lockFile(lock); err != nil {
-		lock.Close()
-		return nil, fmt.Errorf("embedded simulator: lock %s: %w", statePath, err)
+		return nil, &simStateError{fmt.Errorf("lock %s: %w", statePath, err)}
 	}
 	sim, err := cfsim.New(cfsim.WithStateFile(statePath))
 	if err != nil {
-		lock.Close()
+		unlock()
 		return nil, &simStateError{err}
 	}
 	// A port derived from the state file keeps the URLs in credentials the
@@ -59,10 +58,10 @@ func startEmbeddedSim(statePath string) (*simHost, error) {
 		ln, err = net.Listen("tcp", "127.0.0.1:0")
 	}
 	if err != nil {
-		lock.Close()
+		unlock()
 		return nil, fmt.Errorf("embedded simulator: %w", err)
 	}
-	h := &simHost{URL: "http://" + ln.Addr().String(), sim: sim, srv: &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}, lock: lock}
+	h := &simHost{URL: "http://" + ln.Addr().String(), sim: sim, srv: &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}, unlock: unlock}
 	go func() { _ = h.srv.Serve(ln) }()
 	// The mTLS listener for x509 keys' certurl.
 	certBase, tlsSrv, pool, err := serveMTLS(sim, fmt.Sprintf("127.0.0.1:%d", port+1))
@@ -116,6 +115,5 @@ func (h *simHost) Close() {
 		_ = h.tls.Shutdown(ctx)
 	}
 	_ = h.sim.Save()
-	_ = unlockFile(h.lock)
-	h.lock.Close()
+	h.unlock()
 }
