@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/x509"
 	"errors"
@@ -165,7 +166,7 @@ func (f *Factory) resolveFor(t targetFlags, needSpace bool) (*settings, error) {
 	if err != nil {
 		return nil, err
 	}
-	api, apiFromCF := firstOf(t.API, f.getenv("CF_API")), false
+	api, apiFromCF := cmp.Or(t.API, f.getenv("CF_API")), false
 	if api == "" && cfc != nil && cfc.Target != "" {
 		api, apiFromCF = cfc.Target, true
 		s.skipSSL = s.skipSSL || cfc.SSLDisabled
@@ -184,14 +185,14 @@ func (f *Factory) resolveFor(t targetFlags, needSpace bool) (*settings, error) {
 		}
 		s.api = strings.TrimRight(api, "/")
 	}
-	s.org, s.space = firstOf(t.Org, f.getenv("CF_ORG")), firstOf(t.Space, f.getenv("CF_SPACE"))
+	s.org, s.space = cmp.Or(t.Org, f.getenv("CF_ORG")), cmp.Or(t.Space, f.getenv("CF_SPACE"))
 	useCF := cfc != nil && (apiFromCF || strings.TrimRight(cfc.Target, "/") == s.api)
 	if useCF {
-		s.org = firstOf(s.org, cfc.OrganizationFields.Name)
-		s.space = firstOf(s.space, cfc.SpaceFields.Name)
+		s.org = cmp.Or(s.org, cfc.OrganizationFields.Name)
+		s.space = cmp.Or(s.space, cfc.SpaceFields.Name)
 	}
 	if s.sim {
-		s.org, s.space = firstOf(s.org, cfsim.DefaultOrg), firstOf(s.space, cfsim.DefaultSpace)
+		s.org, s.space = cmp.Or(s.org, cfsim.DefaultOrg), cmp.Or(s.space, cfsim.DefaultSpace)
 	}
 	if s.org == "" || (needSpace && s.space == "") {
 		return nil, cfapi.Usagef("no org and space: use --org and --space, set CF_ORG and CF_SPACE, or run 'cf target -o ORG -s SPACE'")
@@ -261,15 +262,6 @@ func (f *Factory) resolveTrace(t targetFlags) (io.Writer, error) {
 		return fh, nil
 	}
 	return nil, nil
-}
-
-func firstOf(vs ...string) string {
-	for _, v := range vs {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 // conn is a logged-in session with its progress reporter and the way to

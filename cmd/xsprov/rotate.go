@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -48,7 +49,7 @@ instance's key.`,
 			if opts.Grace < 0 {
 				return flagErrorf("--grace must not be negative")
 			}
-			if opts.CredentialType != "" && !contains([]string{"binding-secret", "x509"}, opts.CredentialType) {
+			if opts.CredentialType != "" && !slices.Contains([]string{"binding-secret", "x509"}, opts.CredentialType) {
 				return flagErrorf("--credential-type %q is not one of binding-secret, x509", opts.CredentialType)
 			}
 			if err := checkOutput(opts.Instance, &opts.Out, &opts.Format); err != nil {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -97,7 +98,7 @@ func (o *SimOptions) build() error {
 	for _, d := range o.Delays {
 		op, v, ok := strings.Cut(d, "=")
 		dur, err := time.ParseDuration(v)
-		if !ok || !contains(cfsim.AllOps, op) || err != nil || dur < 0 {
+		if !ok || !slices.Contains(cfsim.AllOps, op) || err != nil || dur < 0 {
 			return flagErrorf("--delay %q: want OP=DURATION with OP one of %s", d, strings.Join(cfsim.AllOps, ", "))
 		}
 		o.simOpts = append(o.simOpts, cfsim.WithOperationDelay(op, dur))
@@ -141,7 +142,7 @@ func (o *SimOptions) build() error {
 	}
 	for _, fn := range o.FailNext {
 		op, msg, ok := strings.Cut(fn, "=")
-		if !ok || !contains(cfsim.AllOps, op) || msg == "" {
+		if !ok || !slices.Contains(cfsim.AllOps, op) || msg == "" {
 			return flagErrorf("--fail-next %q: want OP=MESSAGE with OP one of %s", fn, strings.Join(cfsim.AllOps, ", "))
 		}
 		o.fails = append(o.fails, [2]string{op, msg})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -47,7 +48,7 @@ func registerOutputFlags(cmd *cobra.Command, out, format, prefix *string) {
 }
 
 func checkOutput(instance string, out, format *string) error {
-	if !contains(credfile.Formats, *format) {
+	if !slices.Contains(credfile.Formats, *format) {
 		return flagErrorf("--format %q is not one of %s", *format, strings.Join(credfile.Formats, ", "))
 	}
 	if *out == "" {
@@ -131,10 +132,10 @@ func (o *UpOptions) validate() error {
 	if (len(o.Templates.Vars) > 0 || o.Templates.VarsFile != "") && o.Templates.Template == "" {
 		return flagErrorf("--var and --vars need --template")
 	}
-	if o.TenantMode != "" && !contains([]string{"dedicated", "shared", "external"}, o.TenantMode) {
+	if o.TenantMode != "" && !slices.Contains([]string{"dedicated", "shared", "external"}, o.TenantMode) {
 		return flagErrorf("--tenant-mode %q is not one of dedicated, shared, external", o.TenantMode)
 	}
-	if o.CredentialType != "" && !contains([]string{"binding-secret", "x509"}, o.CredentialType) {
+	if o.CredentialType != "" && !slices.Contains([]string{"binding-secret", "x509"}, o.CredentialType) {
 		return flagErrorf("--credential-type %q is not one of binding-secret, x509", o.CredentialType)
 	}
 	for _, v := range []struct{ flag, val string }{{"--offering", o.Offering}, {"--plan", o.Plan}} {
@@ -142,7 +143,7 @@ func (o *UpOptions) validate() error {
 			return flagErrorf("%s must not be empty", v.flag)
 		}
 	}
-	if o.X509KeyLength != 0 && !contains([]string{"2048", "4096", "8192"}, fmt.Sprint(o.X509KeyLength)) {
+	if o.X509KeyLength != 0 && !slices.Contains([]string{"2048", "4096", "8192"}, fmt.Sprint(o.X509KeyLength)) {
 		return flagErrorf("--x509-key-length %d is not one of 2048, 4096, 8192", o.X509KeyLength)
 	}
 	if o.X509Validity != 0 && (o.X509Validity < 1 || o.X509Validity > 30) {
@@ -272,13 +273,4 @@ func exactArgs(n int, names string) cobra.PositionalArgs {
 		}
 		return nil
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

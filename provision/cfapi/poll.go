@@ -97,39 +97,36 @@ func (s *Session) WaitJob(ctx context.Context, jobGUID, what string) (*resource.
 // WaitInstance polls an instance until its last operation is no longer in
 // progress. It returns nil when the instance is gone.
 func (s *Session) WaitInstance(ctx context.Context, guid string) (*resource.ServiceInstance, error) {
-	var inst *resource.ServiceInstance
-	err := Poll(ctx, s.clock, s.backoff, func() (bool, error) {
-		si, err := s.CF.ServiceInstances.Get(ctx, guid)
-		if IsCode(err, CodeResourceNotFound) {
-			inst = nil
-			return true, nil
-		}
-		if err != nil {
-			return false, Classify("get service instance", err)
-		}
-		inst = si
-		return !OpBusy(si.LastOperation), nil
-	})
-	return inst, err
+	return waitSettled(ctx, s, "get service instance", func() (*resource.ServiceInstance, error) {
+		return s.CF.ServiceInstances.Get(ctx, guid)
+	}, func(i *resource.ServiceInstance) resource.LastOperation { return i.LastOperation })
 }
 
 // WaitKey polls a key until its last operation is no longer in progress; nil
 // when the key is gone.
 func (s *Session) WaitKey(ctx context.Context, guid string) (*resource.ServiceCredentialBinding, error) {
-	var key *resource.ServiceCredentialBinding
+	return waitSettled(ctx, s, "get service key", func() (*resource.ServiceCredentialBinding, error) {
+		return s.CF.ServiceCredentialBindings.Get(ctx, guid)
+	}, func(k *resource.ServiceCredentialBinding) resource.LastOperation { return k.LastOperation })
+}
+
+// waitSettled polls get until the resource's last operation is no longer
+// busy; nil when the resource is gone (404).
+func waitSettled[T any](ctx context.Context, s *Session, what string, get func() (*T, error), op func(*T) resource.LastOperation) (*T, error) {
+	var cur *T
 	err := Poll(ctx, s.clock, s.backoff, func() (bool, error) {
-		k, err := s.CF.ServiceCredentialBindings.Get(ctx, guid)
+		r, err := get()
 		if IsCode(err, CodeResourceNotFound) {
-			key = nil
+			cur = nil
 			return true, nil
 		}
 		if err != nil {
-			return false, Classify("get service key", err)
+			return false, Classify(what, err)
 		}
-		key = k
-		return !OpBusy(k.LastOperation), nil
+		cur = r
+		return !OpBusy(op(r)), nil
 	})
-	return key, err
+	return cur, err
 }
 
 // OpBusy tells whether an operation is still running.

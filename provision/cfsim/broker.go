@@ -3,6 +3,7 @@ package cfsim
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -116,7 +117,7 @@ func (s *Sim) brokerBind(j *Job, i *Instance, k *Key) {
 	case ct != "binding-secret" && ct != "x509":
 		s.failEarly(j, "Error creating binding (credential-type "+ct+" is not one of binding-secret, x509)")
 		return
-	case !contains(enabled, ct):
+	case !slices.Contains(enabled, ct):
 		s.failEarly(j, "Error creating binding (credential-type "+ct+" is not enabled in oauth2-configuration.credential-types of "+i.AppID+")")
 		return
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -98,7 +99,7 @@ func (s *Sim) ctlDelay(req *request) {
 		ops = AllOps
 	}
 	for _, op := range ops {
-		if !contains(AllOps, op) {
+		if !slices.Contains(AllOps, op) {
 			writeError(req.w, errBadQuery("op must be one of all, "+strings.Join(AllOps, ", ")))
 			return
 		}
@@ -110,7 +111,7 @@ func (s *Sim) ctlDelay(req *request) {
 // ctlFailNext: POST /_sim/fail-next?op=create&message=quota+exceeded.
 func (s *Sim) ctlFailNext(req *request) {
 	q := req.r.URL.Query()
-	if !contains(AllOps, q.Get("op")) || q.Get("message") == "" {
+	if !slices.Contains(AllOps, q.Get("op")) || q.Get("message") == "" {
 		writeError(req.w, errBadQuery("want op (one of "+strings.Join(AllOps, ", ")+") and message"))
 		return
 	}

@@ -1,8 +1,10 @@
 package cfsim
 
 import (
+	"cmp"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 )
 
@@ -195,7 +197,7 @@ func (s *Sim) createRole(req *request) {
 	}
 	var typ string
 	_ = json.Unmarshal(body["type"], &typ)
-	isSpace, isOrg := contains(spaceRoleTypes, typ), contains(orgRoleTypes, typ)
+	isSpace, isOrg := slices.Contains(spaceRoleTypes, typ), slices.Contains(orgRoleTypes, typ)
 	if !isSpace && !isOrg {
 		writeError(req.w, errUnprocessable("Type must be one of the allowed types"))
 		return
@@ -228,7 +230,7 @@ func (s *Sim) createRole(req *request) {
 	var user *User
 	ud := rels.User.Data
 	for _, u := range s.st.Users {
-		if (ud.GUID != "" && u.GUID == ud.GUID) || (ud.GUID == "" && u.Name == ud.Username && u.Origin == firstNonEmpty(ud.Origin, "uaa")) {
+		if (ud.GUID != "" && u.GUID == ud.GUID) || (ud.GUID == "" && u.Name == ud.Username && u.Origin == cmp.Or(ud.Origin, "uaa")) {
 			user = u
 		}
 	}
@@ -236,7 +238,7 @@ func (s *Sim) createRole(req *request) {
 		if ud.GUID != "" {
 			writeError(req.w, errUnprocessable("Invalid user. Ensure that the user exists and you have access to it."))
 		} else {
-			writeError(req.w, errUnprocessable("No user exists with the username '"+ud.Username+"' and origin '"+firstNonEmpty(ud.Origin, "uaa")+"'."))
+			writeError(req.w, errUnprocessable("No user exists with the username '"+ud.Username+"' and origin '"+cmp.Or(ud.Origin, "uaa")+"'."))
 		}
 		return
 	}

@@ -3,6 +3,7 @@ package cfsim
 import (
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -129,7 +130,7 @@ func (s *Sim) checkQuery(r *http.Request, rt *route) *apiError {
 	q := r.URL.Query()
 	var unknown []string
 	for k := range q {
-		if !contains(rt.query, k) {
+		if !slices.Contains(rt.query, k) {
 			unknown = append(unknown, k)
 		}
 	}
@@ -171,7 +172,7 @@ func (s *Sim) checkQuery(r *http.Request, rt *route) *apiError {
 			"/v3/service_credential_bindings/:guid": {"app", "service_instance"},
 		}[rt.pattern]
 		for _, inc := range strings.Split(v, ",") {
-			if !contains(allowed, inc) {
+			if !slices.Contains(allowed, inc) {
 				return errBadQuery("Invalid included resource: '" + inc + "'. Valid included resources are: '" + strings.Join(allowed, "', '") + "'")
 			}
 		}
@@ -230,13 +231,13 @@ func labelSelector(sel string, labels map[string]string) bool {
 			}
 		case strings.Contains(term, " notin "):
 			k, set, _ := strings.Cut(term, " notin ")
-			if contains(parseSet(set), labels[strings.TrimSpace(k)]) {
+			if slices.Contains(parseSet(set), labels[strings.TrimSpace(k)]) {
 				return false
 			}
 		case strings.Contains(term, " in "):
 			k, set, _ := strings.Cut(term, " in ")
 			v, ok := labels[strings.TrimSpace(k)]
-			if !ok || !contains(parseSet(set), v) {
+			if !ok || !slices.Contains(parseSet(set), v) {
 				return false
 			}
 		case strings.Contains(term, "="):
@@ -339,13 +340,4 @@ func (s *Sim) page(req *request, items []any, included map[string]any) {
 		body["included"] = included
 	}
 	writeJSON(req.w, http.StatusOK, body)
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

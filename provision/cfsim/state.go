@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -345,7 +346,7 @@ func (s *Sim) Login() (user, password, clientID, clientSecret string) {
 		user, password = s.st.Users[0].Name, s.st.Users[0].Password
 	}
 	for _, c := range s.st.Clients {
-		if c.Secret != "" && contains(c.Grants, "client_credentials") {
+		if c.Secret != "" && slices.Contains(c.Grants, "client_credentials") {
 			return user, password, c.ID, c.Secret
 		}
 	}

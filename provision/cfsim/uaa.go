@@ -1,6 +1,7 @@
 package cfsim
 
 import (
+	"cmp"
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
@@ -13,6 +14,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -64,7 +66,7 @@ type claims struct {
 	Refresh bool `json:"refresh,omitempty"`
 }
 
-func (c *claims) hasScope(s string) bool { return contains(c.Scope, s) }
+func (c *claims) hasScope(s string) bool { return slices.Contains(c.Scope, s) }
 
 // ensureSigner loads or creates the signing key. Callers hold s.mu.
 func (s *Sim) ensureSigner() (*signer, error) {
@@ -172,7 +174,7 @@ func (s *Sim) authenticate(r *http.Request) (*claims, *apiError) {
 		}
 		s.verified.Store(tok, c)
 	}
-	if c.Refresh || !contains(c.Aud, "cloud_controller") || s.now().Unix() >= c.Exp {
+	if c.Refresh || !slices.Contains(c.Aud, "cloud_controller") || s.now().Unix() >= c.Exp {
 		return nil, errInvalidToken()
 	}
 	return c, nil
@@ -249,7 +251,7 @@ func (s *Sim) uaaToken(req *request) {
 		return
 	}
 	grant := form.Get("grant_type")
-	if !contains(client.Grants, grant) {
+	if !slices.Contains(client.Grants, grant) {
 		writeOAuthError(w, oauthError{status: 401, code: "invalid_client", descr: "Unauthorized grant type: " + grant})
 		return
 	}
@@ -268,7 +270,7 @@ func (s *Sim) uaaToken(req *request) {
 	switch grant {
 	case "password":
 		origin := "uaa"
-		if hint := firstNonEmpty(form.Get("login_hint"), r.URL.Query().Get("login_hint")); hint != "" {
+		if hint := cmp.Or(form.Get("login_hint"), r.URL.Query().Get("login_hint")); hint != "" {
 			var h struct {
 				Origin string `json:"origin"`
 			}
@@ -348,20 +350,11 @@ func (s *Sim) loginInfo(req *request) {
 func intersect(a, b []string) []string {
 	var out []string
 	for _, x := range a {
-		if contains(b, x) {
+		if slices.Contains(b, x) {
 			out = append(out, x)
 		}
 	}
 	return out
-}
-
-func firstNonEmpty(vs ...string) string {
-	for _, v := range vs {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 func jsonNumber(v any) string {

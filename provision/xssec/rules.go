@@ -3,6 +3,8 @@ package xssec
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -90,7 +92,7 @@ func (v *validator) attributes(d map[string]any) map[string]bool {
 		vt, has := obj["valueType"]
 		if !has {
 			v.errf(p+".valueType", "is required")
-		} else if s, _ := vt.(string); !contains(valueTypes, s) {
+		} else if s, _ := vt.(string); !slices.Contains(valueTypes, s) {
 			v.errf(p+".valueType", "%s is not one of string, s, int, date", jsonText(vt))
 		}
 		if vr, has := obj["valueRequired"]; has {
@@ -268,7 +270,7 @@ func (v *validator) oauth2(d map[string]any) {
 		v.errf(p, "must be an object")
 		return
 	}
-	for _, k := range sortedKeys(obj) {
+	for _, k := range slices.Sorted(maps.Keys(obj)) {
 		if !oauth2Fields[k] {
 			v.errf(p+"."+k, "unrecognized field %q", k)
 		}
@@ -297,7 +299,7 @@ func (v *validator) oauth2(d map[string]any) {
 		}
 		for i, c := range cts {
 			s, _ := c.(string)
-			if !contains(credentialTypes, s) {
+			if !slices.Contains(credentialTypes, s) {
 				v.errf(fmt.Sprintf("%s.credential-types[%d]", p, i), "%s is not one of binding-secret, x509, instance-secret", jsonText(c))
 			} else if s == "instance-secret" {
 				v.warnf(fmt.Sprintf("%s.credential-types[%d]", p, i), "instance-secret is deprecated and refused for new keys")
@@ -348,8 +350,8 @@ func (v *validator) array(obj map[string]any, field, p string) ([]any, bool) {
 }
 
 func (v *validator) onlyFields(obj map[string]any, p string, allowed ...string) {
-	for _, k := range sortedKeys(obj) {
-		if !contains(allowed, k) {
+	for _, k := range slices.Sorted(maps.Keys(obj)) {
+		if !slices.Contains(allowed, k) {
 			v.errf(p+"."+k, "unrecognized field %q", k)
 		}
 	}

@@ -12,7 +12,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -247,7 +249,7 @@ func (v *validator) warnf(path, format string, args ...any) {
 }
 
 func (v *validator) run(d map[string]any) {
-	for _, k := range sortedKeys(d) {
+	for _, k := range slices.Sorted(maps.Keys(d)) {
 		if !topLevel[k] {
 			v.errf("$."+k, "unrecognized field %q", k)
 		}
@@ -270,7 +272,7 @@ func (v *validator) run(d map[string]any) {
 	}
 	if raw, ok := d["tenant-mode"]; ok {
 		s, _ := raw.(string)
-		if !contains(tenantModes, s) {
+		if !slices.Contains(tenantModes, s) {
 			v.errf("$.tenant-mode", "%s is not one of dedicated, shared, external", jsonText(raw))
 		}
 	}
@@ -296,25 +298,6 @@ func (v *validator) run(d map[string]any) {
 		}
 	}
 	v.oauth2(d)
-}
-
-// scopes validates "scopes" and returns the set of local scope names.
-func sortedKeys(m map[string]any) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func jsonText(v any) string {
