@@ -199,7 +199,7 @@ func specRun(ctx context.Context, f *Factory, which string, o *SpecOptions) erro
 	return nil
 }
 
-var actionSymbol = map[string]string{
+var actionSymbol = map[apply.Action]string{
 	apply.ActCreate: "  +", apply.ActUpdate: "  ~", apply.ActRecreate: "-/+", apply.ActRotate: "  ~",
 	apply.ActAdopt: "  ~", apply.ActDelete: "  -", apply.ActWait: "  …", apply.ActError: "  !",
 }
@@ -218,17 +218,17 @@ func printPlan(w io.Writer, r *apply.Result) {
 			fmt.Fprintln(w, "                "+d.String())
 		}
 	}
-	fmt.Fprintln(w, "Plan: "+summaryLine(r.Summary, []string{apply.ActCreate, apply.ActUpdate, apply.ActRecreate,
+	fmt.Fprintln(w, "Plan: "+summaryLine(r.Summary, []apply.Action{apply.ActCreate, apply.ActUpdate, apply.ActRecreate,
 		apply.ActRotate, apply.ActAdopt, apply.ActDelete, apply.ActWait, apply.ActError, apply.ActNoop})+".")
 }
 
-func summaryLine(m map[string]int, order []string) string {
+func summaryLine(m map[string]int, order []apply.Action) string {
 	var parts []string
 	for _, k := range order {
-		if n := m[k]; n > 0 {
-			label := map[string]string{apply.ActNoop: "unchanged", apply.ActError: "in error", apply.ActWait: "to wait for"}[k]
+		if n := m[string(k)]; n > 0 {
+			label := map[apply.Action]string{apply.ActNoop: "unchanged", apply.ActError: "in error", apply.ActWait: "to wait for"}[k]
 			if label == "" {
-				label = "to " + k
+				label = "to " + string(k)
 			}
 			parts = append(parts, fmt.Sprintf("%d %s", n, label))
 		}

@@ -25,9 +25,13 @@ type Options struct {
 	DeleteSpaces  bool
 }
 
+// Action is what a plan intends for a resource. (A provision.Action is what
+// up or down did; a plan's intent becomes one of those when it is applied.)
+type Action string
+
 // Actions of a plan.
 const (
-	ActCreate   = "create"
+	ActCreate   Action = "create"
 	ActUpdate   = "update"
 	ActRecreate = "recreate"
 	ActRotate   = "rotate"
@@ -42,7 +46,7 @@ const (
 type Change struct {
 	Kind    string            `json:"kind"` // space, role, instance, key, file
 	Address string            `json:"address"`
-	Action  string            `json:"action"`
+	Action  Action            `json:"action"`
 	Reason  string            `json:"reason,omitempty"`
 	Diff    []xssec.DiffEntry `json:"diff,omitempty"`
 	Result  string            `json:"result,omitempty"` // ok, failed, skipped
@@ -90,7 +94,7 @@ func (r *Result) summarize() {
 	r.Summary = map[string]int{}
 	r.Failed = 0
 	for _, c := range r.Changes {
-		r.Summary[c.Action]++
+		r.Summary[string(c.Action)]++
 		if c.Result == "failed" || (c.Result == "" && c.Action == ActError) {
 			r.Failed++
 		}

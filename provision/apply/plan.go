@@ -215,7 +215,7 @@ func (w *Runner) planInstance(ctx context.Context, st *planState, in *spec.Insta
 		for _, k := range in.Keys {
 			out = append(out, &Change{Kind: "key", Address: "key " + in.Space + "/" + in.Name + "/" + k.Name, Action: ActCreate, Reason: reason, inst: in, key: k})
 			if k.Out != "" {
-				out = append(out, &Change{Kind: "file", Address: "file " + k.Out, Action: map[bool]string{true: ActUpdate, false: ActCreate}[fileExists(k.Out)], inst: in, key: k})
+				out = append(out, &Change{Kind: "file", Address: "file " + k.Out, Action: fileAction(k.Out), inst: in, key: k})
 			}
 		}
 		return out
@@ -301,14 +301,22 @@ func (w *Runner) planInstance(ctx context.Context, st *planState, in *spec.Insta
 		}
 		fc := &Change{Kind: "file", Address: "file " + k.Out, Action: ActNoop, inst: in, key: k}
 		if kc.Action != ActNoop {
-			fc.Action = map[bool]string{true: ActUpdate, false: ActCreate}[fileExists(k.Out)]
+			fc.Action = fileAction(k.Out)
 		} else if changed, reason, creds := w.fileDiffers(ctx, ck, k, in); changed {
 			fc.creds = creds
-			fc.Action, fc.Reason = map[bool]string{true: ActUpdate, false: ActCreate}[fileExists(k.Out)], reason
+			fc.Action, fc.Reason = fileAction(k.Out), reason
 		}
 		out = append(out, fc)
 	}
 	return out
+}
+
+// fileAction is writing a file: an update when it exists, else a create.
+func fileAction(path string) Action {
+	if fileExists(path) {
+		return ActUpdate
+	}
+	return ActCreate
 }
 
 func fileExists(p string) bool {
