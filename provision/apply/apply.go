@@ -32,14 +32,14 @@ type Action string
 // Actions of a plan.
 const (
 	ActCreate   Action = "create"
-	ActUpdate   = "update"
-	ActRecreate = "recreate"
-	ActRotate   = "rotate"
-	ActAdopt    = "adopt"
-	ActDelete   = "delete"
-	ActWait     = "wait"
-	ActNoop     = "no-op"
-	ActError    = "error"
+	ActUpdate          = "update"
+	ActRecreate        = "recreate"
+	ActRotate          = "rotate"
+	ActAdopt           = "adopt"
+	ActDelete          = "delete"
+	ActWait            = "wait"
+	ActNoop            = "no-op"
+	ActError           = "error"
 )
 
 // Change is one planned (and, after apply, attempted) change.
