@@ -127,7 +127,7 @@ func (p *Provisioner) createInstance(ctx context.Context, t cfapi.Target, plan c
 		p.rep.Done()
 		return &resource.ServiceInstance{Name: req.Instance, LastOperation: resource.LastOperation{Type: "create", State: "in progress"}}, nil
 	}
-	job, err := p.waitJob(ctx, jobGUID, "create service instance "+quote(req.Instance))
+	job, err := p.s.WaitJob(ctx, jobGUID, "create service instance "+quote(req.Instance), p.warn)
 	if err != nil {
 		return nil, cfapi.TimeoutOr(err, "service instance "+quote(req.Instance), "its creation is still in progress")
 	}
@@ -214,7 +214,7 @@ func (p *Provisioner) converge(ctx context.Context, t cfapi.Target, inst *resour
 		inst.LastOperation = resource.LastOperation{Type: "update", State: "in progress"}
 		return inst, true, nil
 	}
-	if _, err := p.waitJob(ctx, jobGUID, "update service instance "+quote(req.Instance)); err != nil {
+	if _, err := p.s.WaitJob(ctx, jobGUID, "update service instance "+quote(req.Instance), p.warn); err != nil {
 		return nil, false, cfapi.TimeoutOr(err, "service instance "+quote(req.Instance), "its update is still in progress")
 	}
 	p.rep.Done()
@@ -264,7 +264,7 @@ func (p *Provisioner) deleteInstance(ctx context.Context, inst *resource.Service
 			return nil
 		}
 		if jobGUID != "" {
-			if _, err := p.waitJob(ctx, jobGUID, "delete service instance "+quote(inst.Name)); err != nil {
+			if _, err := p.s.WaitJob(ctx, jobGUID, "delete service instance "+quote(inst.Name), p.warn); err != nil {
 				return cfapi.TimeoutOr(err, "service instance "+quote(inst.Name), "its deletion is still in progress")
 			}
 		}

@@ -99,7 +99,7 @@ func (p *Provisioner) createKey(ctx context.Context, inst *resource.ServiceInsta
 		p.rep.Done()
 		return &resource.ServiceCredentialBinding{Name: &name, LastOperation: resource.LastOperation{Type: "create", State: "in progress"}}, nil
 	}
-	job, err := p.waitJob(ctx, jobGUID, "create service key "+quote(name))
+	job, err := p.s.WaitJob(ctx, jobGUID, "create service key "+quote(name), p.warn)
 	if err != nil {
 		return nil, cfapi.TimeoutOr(err, "service key "+quote(name), "its creation is still in progress")
 	}
@@ -149,7 +149,7 @@ func (p *Provisioner) deleteKey(ctx context.Context, key *resource.ServiceCreden
 		return cfapi.Classify("delete service key "+quote(name), err)
 	}
 	if jobGUID != "" {
-		if _, err := p.waitJob(ctx, jobGUID, "delete service key "+quote(name)); err != nil {
+		if _, err := p.s.WaitJob(ctx, jobGUID, "delete service key "+quote(name), p.warn); err != nil {
 			return cfapi.TimeoutOr(err, "service key "+quote(name), "its deletion is still in progress")
 		}
 	}

@@ -105,21 +105,16 @@ func New(s *cfapi.Session, opts ...Option) *Provisioner {
 // Session is the provisioner's Cloud Foundry session.
 func (p *Provisioner) Session() *cfapi.Session { return p.s }
 
-// waitJob waits for a job and shows its warnings once.
-func (p *Provisioner) waitJob(ctx context.Context, jobGUID, what string) (*resource.Job, error) {
-	job, err := p.s.WaitJob(ctx, jobGUID, what)
-	if job != nil {
-		for _, w := range job.Warnings {
-			if !p.seenWarn[w.Detail] {
-				if p.seenWarn == nil {
-					p.seenWarn = map[string]bool{}
-				}
-				p.seenWarn[w.Detail] = true
-				p.rep.Warn(w.Detail)
-			}
-		}
+// warn shows a job's warning once.
+func (p *Provisioner) warn(w string) {
+	if p.seenWarn[w] {
+		return
 	}
-	return job, err
+	if p.seenWarn == nil {
+		p.seenWarn = map[string]bool{}
+	}
+	p.seenWarn[w] = true
+	p.rep.Warn(w)
 }
 
 func (p *Provisioner) secrets(creds map[string]any) {

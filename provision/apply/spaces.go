@@ -87,7 +87,7 @@ func (w *Runner) deleteSpace(ctx context.Context, sp *resource.Space) error {
 		return cfapi.Classify("delete space "+strconv.Quote(sp.Name), err)
 	}
 	if job != "" {
-		if _, err := w.s.WaitJob(ctx, job, "delete space "+strconv.Quote(sp.Name)); err != nil {
+		if _, err := w.s.WaitJob(ctx, job, "delete space "+strconv.Quote(sp.Name), w.rep.Warn); err != nil {
 			return err
 		}
 	}

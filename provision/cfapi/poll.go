@@ -74,8 +74,9 @@ func Poll(ctx context.Context, clk Clock, b Backoff, check func() (bool, error))
 }
 
 // WaitJob polls a CF job until COMPLETE (returning it) or FAILED (returning
-// it and a *JobFailedError with the job's typed errors).
-func (s *Session) WaitJob(ctx context.Context, jobGUID, what string) (*resource.Job, error) {
+// it and a *JobFailedError with the job's typed errors). warn, when set,
+// receives the job's warnings.
+func (s *Session) WaitJob(ctx context.Context, jobGUID, what string, warn func(string)) (*resource.Job, error) {
 	var job *resource.Job
 	err := Poll(ctx, s.clock, s.backoff, func() (bool, error) {
 		j, err := s.CF.Jobs.Get(ctx, jobGUID)
@@ -83,6 +84,11 @@ func (s *Session) WaitJob(ctx context.Context, jobGUID, what string) (*resource.
 			return false, Classify("get job "+jobGUID, err)
 		}
 		job = j
+		if warn != nil {
+			for _, w := range j.Warnings {
+				warn(w.Detail)
+			}
+		}
 		switch j.State {
 		case resource.JobStateComplete:
 			return true, nil
