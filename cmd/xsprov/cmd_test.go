@@ -381,3 +381,23 @@ func TestDevNullIsNotATerminal(t *testing.T) {
 		t.Errorf("%s is taken for a terminal", os.DevNull)
 	}
 }
+
+// TestRecreateVerifies: recreate proves the new credentials as up does
+// (--verify is on by default), and --no-verify turns it off.
+func TestRecreateVerifies(t *testing.T) {
+	sim := cfsim.MustNew()
+	srv := httptest.NewServer(sim)
+	defer srv.Close()
+	dir := t.TempDir()
+	if code, _, errOut := runIn(t, srv.URL, dir, nil, "up", "rv", "--xsappname", "rv"); code != 0 {
+		t.Fatalf("up: %d\n%s", code, errOut)
+	}
+	code, out, errOut := runIn(t, srv.URL, dir, nil, "recreate", "rv", "--xsappname", "rv", "--yes", "--json")
+	if code != 0 || !strings.Contains(errOut, "Verifying the credentials") || !strings.Contains(out, `"verified_token"`) {
+		t.Errorf("recreate: exit %d, no verification:\n%s\n%s", code, errOut, out)
+	}
+	code, _, errOut = runIn(t, srv.URL, dir, nil, "recreate", "rv", "--xsappname", "rv", "--yes", "--no-verify")
+	if code != 0 || strings.Contains(errOut, "Verifying the credentials") {
+		t.Errorf("recreate --no-verify: exit %d\n%s", code, errOut)
+	}
+}
