@@ -34,7 +34,9 @@ func loseAnswer(sim http.Handler, w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func isPost(r *http.Request, path string) bool { return r.Method == http.MethodPost && r.URL.Path == path }
+func isPost(r *http.Request, path string) bool {
+	return r.Method == http.MethodPost && r.URL.Path == path
+}
 
 // TestRotateAfterALostAnswerUsesItsOwnKey: the answer to creating the new
 // key is lost; rotate finds the key its own request made and finishes,
