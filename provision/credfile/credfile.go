@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/xsprov/xsprov/provision/remedy"
 	"gopkg.in/yaml.v3"
 )
 
@@ -135,7 +136,7 @@ func jsonDoc(v any) ([]byte, error) {
 }
 
 // ErrNoCertificate: the pem format needs an x509 key.
-var ErrNoCertificate error = usageError("the pem format needs an x509 key; this key has no certificate")
+var ErrNoCertificate = remedy.With(usageError("the pem format needs an x509 key; this key has no certificate"), remedy.Remedy{Action: remedy.UseX509})
 
 // PEMFiles returns the extra files of --format pem: the certificate chain
 // and the private key beside the credentials file (.crt, .key).
