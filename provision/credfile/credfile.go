@@ -168,6 +168,10 @@ func scalar(v any) string {
 	}
 }
 
+// envQuote is our own rather than godotenv.Marshal: Marshal escapes '!' as
+// "\!", which `sh` reads back with the backslash, and it writes values that
+// parse as integers unquoted through strconv (a "007" comes back as 7).
+//
 // envQuote writes a dotenv value: double quoted, with \n for newlines and
 // escapes for quotes, backslashes and $, so that dotenv parsers and
 // `set -a; . file` read back the same string.
