@@ -147,9 +147,8 @@ func specRun(ctx context.Context, f *Factory, which string, o *SpecOptions) erro
 		return err
 	}
 	verify := which == "apply" && !o.NoVerify && (spec.Defaults.Verify == nil || *spec.Defaults.Verify)
-	mask := func(v []string) { f.mask(o.JSON, v) }
 	runner := apply.New(c.sess, c.rep, func(s *cfapi.Session, r provision.Reporter, labels map[string]string) apply.Engine {
-		return provision.New(s, provision.WithReporter(r), provision.WithVerify(verify, c.tokenOpts), provision.WithSecretsHook(mask), provision.WithLabels(labels))
+		return provision.New(s, provision.WithReporter(r), provision.WithVerify(verify, c.tokenOpts), provision.WithSecretsHook(f.mask), provision.WithLabels(labels))
 	})
 	ao := apply.Options{Org: s.org, Parallel: o.Parallel, Prune: o.Prune, Adopt: o.Adopt, Shard: o.shard, Shards: o.shards, DeleteSpaces: o.DeleteSpaces}
 	var res *apply.Result

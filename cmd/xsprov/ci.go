@@ -50,19 +50,27 @@ func (c *ciFlags) githubOutput(f *Factory, values map[string]string) error {
 }
 
 // mask tells GitHub Actions to hide secret values from the log, before any
-// of them could be printed. The runner reads workflow commands from stdout
-// and stderr; with --json stdout carries only the JSON document.
-func (f *Factory) mask(jsonOut bool, values []string) {
+// of them could be printed. The runner reads workflow commands from stderr
+// as well as stdout (actions/runner ScriptHandler.cs), so they go to stderr:
+// stdout stays exactly the result asked for (TOKEN=$(xsprov token …)).
+// Masks match exact strings, so values come in every form xsprov prints
+// them (credfile.SecretValues: raw, escaped, line by line).
+func (f *Factory) mask(values []string) {
 	if f.getenv("GITHUB_ACTIONS") != "true" {
 		return
 	}
-	w := f.IO.Out
-	if jsonOut {
-		w = f.IO.ErrOut
-	}
 	for _, v := range values {
-		if v != "" {
-			fmt.Fprintf(w, "::add-mask::%s\n", v)
+		if v != "" && !strings.ContainsAny(v, "\r\n") {
+			fmt.Fprintf(f.IO.ErrOut, "::add-mask::%s\n", v)
 		}
 	}
+}
+
+// validate refuses --github-output where it cannot work, before any
+// request.
+func (c *ciFlags) validate(f *Factory) error {
+	if c.GitHubOutput && f.getenv("GITHUB_OUTPUT") == "" {
+		return cfapi.Usagef("--github-output: GITHUB_OUTPUT is not set (it is in GitHub Actions)")
+	}
+	return nil
 }

@@ -60,7 +60,7 @@ func credsRun(ctx context.Context, f *Factory, o *CredsOptions) error {
 	if err != nil {
 		return err
 	}
-	res, err := c.engine(false, func(v []string) { f.mask(o.JSON, v) }).Creds(ctx, provision.CredsRequest{
+	res, err := c.engine(false, f.mask).Creds(ctx, provision.CredsRequest{
 		Ref: provision.Ref{Org: s.org, Space: s.space, Instance: o.Instance}, Key: o.Key,
 		Out: credfile.Output{Path: o.Out, Format: o.Format, EnvPrefix: o.EnvPrefix},
 	})

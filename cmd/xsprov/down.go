@@ -161,6 +161,9 @@ sandbox. The key and its credentials change; the file is rewritten.`,
 }
 
 func recreateRun(ctx context.Context, f *Factory, o *RecreateOptions) error {
+	if err := o.ci.validate(f); err != nil {
+		return err
+	}
 	s, err := f.resolve(o.Target)
 	if err != nil {
 		return err
@@ -178,7 +181,7 @@ func recreateRun(ctx context.Context, f *Factory, o *RecreateOptions) error {
 		return err
 	}
 	// recreate proves the new credentials as up does (--verify).
-	eng := c.engine(o.Verify && !o.NoVerify && !o.NoWait, func(v []string) { f.mask(o.JSON, v) })
+	eng := c.engine(o.Verify && !o.NoVerify && !o.NoWait, f.mask)
 	if _, err := eng.Down(ctx, provision.DownRequest{Ref: req.Ref, Key: o.Key, OutPath: o.Out}); err != nil {
 		return err
 	}
@@ -187,6 +190,9 @@ func recreateRun(ctx context.Context, f *Factory, o *RecreateOptions) error {
 		return err
 	}
 	f.warnExposed(res.File, &res.Warnings)
+	if err := o.ci.githubOutput(f, map[string]string{"credentials-file": res.File, "client-id": res.ClientID, "url": res.URL}); err != nil {
+		return err
+	}
 	if res.Instance.Action == provision.Created {
 		res.Instance.Action = provision.Recreated
 	}

@@ -74,6 +74,9 @@ instance's key.`,
 }
 
 func rotateRun(ctx context.Context, f *Factory, o *RotateOptions) error {
+	if err := o.ci.validate(f); err != nil {
+		return err
+	}
 	s, err := f.resolve(o.Target)
 	if err != nil {
 		return err
@@ -93,7 +96,7 @@ func rotateRun(ctx context.Context, f *Factory, o *RotateOptions) error {
 	if err != nil {
 		return err
 	}
-	res, err := c.engine(true, func(v []string) { f.mask(o.JSON, v) }).Rotate(ctx, provision.RotateRequest{
+	res, err := c.engine(true, f.mask).Rotate(ctx, provision.RotateRequest{
 		Ref: provision.Ref{Org: s.org, Space: s.space, Instance: o.Instance}, Key: o.Key, KeyParams: keyParams, Grace: o.Grace,
 		Out: credfile.Output{Path: o.Out, Format: o.Format, EnvPrefix: o.EnvPrefix, Instance: o.Instance},
 	})

@@ -170,7 +170,7 @@ func tokenRun(ctx context.Context, f *Factory, o *TokenOptions) error {
 	if err != nil {
 		return err
 	}
-	f.mask(o.JSON, []string{tok.AccessToken})
+	f.mask([]string{tok.AccessToken})
 	switch {
 	case o.JSON:
 		doc := struct {

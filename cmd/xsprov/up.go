@@ -204,6 +204,9 @@ func (o *UpOptions) request(rep provision.Reporter, s *settings) (provision.UpRe
 }
 
 func upRun(ctx context.Context, f *Factory, o *UpOptions) error {
+	if err := o.ci.validate(f); err != nil {
+		return err
+	}
 	s, err := f.resolve(o.Target)
 	if err != nil {
 		return err
@@ -217,7 +220,7 @@ func upRun(ctx context.Context, f *Factory, o *UpOptions) error {
 	if err != nil {
 		return err
 	}
-	res, err := c.engine(o.Verify && !o.NoVerify && !o.NoWait, func(v []string) { f.mask(o.JSON, v) }).Up(ctx, req)
+	res, err := c.engine(o.Verify && !o.NoVerify && !o.NoWait, f.mask).Up(ctx, req)
 	if res == nil {
 		return err
 	}

@@ -190,17 +190,55 @@ func (e usageError) Usage() bool { return true }
 
 func usagef(format string, args ...any) error { return usageError(fmt.Sprintf(format, args...)) }
 
-// SecretValues lists the secret values in credentials (for masking in CI).
-// PEM blocks are split into lines, since CI masks match single lines.
+// SecretValues lists the secret values in credentials in every form a
+// credentials file or xsprov's output shows them, for masking in CI logs
+// (masks match exact strings): each line of the value (PEM blocks are many
+// lines), and each line as JSON, YAML and the env format escape it (a "$" is
+// printed as "\$" in env files).
 func SecretValues(creds map[string]any) []string {
 	var out []string
+	seen := map[string]bool{}
+	add := func(v string) {
+		if v != "" && !seen[v] {
+			seen[v] = true
+			out = append(out, v)
+		}
+	}
 	for _, k := range []string{"clientsecret", "key", "password"} {
 		s, _ := creds[k].(string)
+		if s == "" {
+			continue
+		}
 		for _, line := range strings.Split(s, "\n") {
 			if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "-----") {
-				out = append(out, line)
+				add(line)
+			}
+		}
+		for _, escaped := range []string{jsonEscaped(s), envQuote(s), yamlEscaped(s)} {
+			for _, line := range strings.Split(escaped, "\n") {
+				if line = strings.Trim(strings.TrimSpace(line), `"'`); line != "" && !strings.Contains(line, "-----") {
+					add(line)
+				}
 			}
 		}
 	}
 	return out
+}
+
+// jsonEscaped is s as JSON writes it inside quotes.
+func jsonEscaped(s string) string {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(s)
+	return strings.TrimSpace(b.String())
+}
+
+// yamlEscaped is s as a YAML mapping value writes it.
+func yamlEscaped(s string) string {
+	b, err := yaml.Marshal(map[string]string{"v": s})
+	if err != nil {
+		return ""
+	}
+	return strings.TrimPrefix(strings.TrimSpace(string(b)), "v: ")
 }

@@ -223,3 +223,35 @@ func FuzzEnvRoundTrip(f *testing.F) {
 		}
 	})
 }
+
+// TestSecretValuesCoverEveryPrintedForm: every line of every format that
+// holds a secret contains one of the values to mask in full, so a CI log
+// shows none of it (a "$" written as "\$" in env files was not masked).
+func TestSecretValuesCoverEveryPrintedForm(t *testing.T) {
+	creds := map[string]any{
+		"clientid": "sb-app!t1", "url": "https://z.example.com",
+		"clientsecret": `a$b"c\d'e`,
+		"key":          "-----BEGIN PRIVATE KEY-----\nMIIEvQ$abc\nAAAA==\n-----END PRIVATE KEY-----\n",
+	}
+	masks := SecretValues(creds)
+	for _, format := range []string{FormatJSON, FormatEnv, FormatYAML, FormatDefaultEnv, FormatPostman, FormatHTTPClient} {
+		b, err := Render(creds, Output{Format: format, Instance: "x"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if !strings.Contains(line, "$b") && !strings.Contains(line, "MIIEvQ") && !strings.Contains(line, "AAAA==") {
+				continue // no secret on this line
+			}
+			masked := false
+			for _, m := range masks {
+				if strings.Contains(line, m) && (strings.Contains(m, "$b") || strings.Contains(m, "MIIEvQ") || strings.Contains(m, "AAAA==")) {
+					masked = true
+				}
+			}
+			if !masked {
+				t.Errorf("%s: the secret on line %q is not masked by any of %q", format, line, masks)
+			}
+		}
+	}
+}
