@@ -401,3 +401,74 @@ func TestRecreateVerifies(t *testing.T) {
 		t.Errorf("recreate --no-verify: exit %d\n%s", code, errOut)
 	}
 }
+
+// TestNoSecretInClearText: credentials never go over plain http:// to a host
+// that is not loopback (exit 2, nothing sent: the .invalid host cannot even
+// be resolved), a user:password in --api is refused without being echoed,
+// and --allow-insecure-http is the lab's way out.
+func TestNoSecretInClearText(t *testing.T) {
+	dir := t.TempDir()
+	creds := filepath.Join(dir, "c.json")
+	if err := os.WriteFile(creds, []byte(`{"clientid":"sb-x!t1","clientsecret":"s3cret","url":"http://xsuaa.example.invalid"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"api", nil, []string{"status", "x", "--api", "http://api.example.invalid"}, "refusing to send credentials in clear text to http://api.example.invalid"},
+		{"CF_API", map[string]string{"CF_API": "http://api.example.invalid"}, []string{"status", "x"}, "CF_API: refusing to send credentials in clear text"},
+		{"user in api", nil, []string{"status", "x", "--api", "https://admin:hunter2@api.example.invalid"}, "holds a user name or password"},
+		{"token url", nil, []string{"token", "--creds", creds}, "refusing to send credentials in clear text to http://xsuaa.example.invalid"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, out, errOut := runIn(t, "http://unused.invalid", dir, c.env, c.args...)
+			if code != exitUsage || !strings.Contains(errOut, c.want) || out != "" {
+				t.Errorf("exit %d, stdout %q, stderr:\n%s", code, out, errOut)
+			}
+			if strings.Contains(errOut, "hunter2") || strings.Contains(errOut, "s3cret") {
+				t.Errorf("a secret was echoed:\n%s", errOut)
+			}
+		})
+	}
+	// A lab's http endpoint with --allow-insecure-http: the request is sent
+	// (and fails to resolve, exit 1, not 2).
+	code, _, errOut := runIn(t, "http://unused.invalid", dir, nil, "token", "--creds", creds, "--allow-insecure-http", "--timeout", "1s")
+	if code == exitUsage || strings.Contains(errOut, "refusing") {
+		t.Errorf("--allow-insecure-http: exit %d\n%s", code, errOut)
+	}
+}
+
+// TestTokenTimeout: --timeout bounds the token request of `token --creds`
+// against an endpoint that never answers.
+func TestTokenTimeout(t *testing.T) {
+	stop := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-stop }))
+	defer srv.Close()
+	defer close(stop)
+	dir := t.TempDir()
+	creds := filepath.Join(dir, "c.json")
+	_ = os.WriteFile(creds, []byte(`{"clientid":"sb-x!t1","clientsecret":"s3cret","url":"`+srv.URL+`"}`), 0o600)
+	start := time.Now()
+	code, _, errOut := runIn(t, srv.URL, dir, nil, "token", "--creds", creds, "--timeout", "500ms")
+	if code != exitTimeout || time.Since(start) > 10*time.Second {
+		t.Errorf("exit %d after %s:\n%s", code, time.Since(start), errOut)
+	}
+}
+
+// TestTimeoutDuringLogin: an API that never answers its root is bounded by
+// --timeout (go-cfclient discovers with a context of its own).
+func TestTimeoutDuringLogin(t *testing.T) {
+	stop := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-stop }))
+	defer srv.Close()
+	defer close(stop)
+	start := time.Now()
+	code, _, errOut := runIn(t, srv.URL, t.TempDir(), nil, "status", "x", "--timeout", "500ms")
+	if code != exitTimeout || time.Since(start) > 10*time.Second {
+		t.Errorf("exit %d after %s:\n%s", code, time.Since(start), errOut)
+	}
+}

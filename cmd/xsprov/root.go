@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -115,6 +116,7 @@ type targetFlags struct {
 	Timeout          time.Duration
 	Trace            bool
 	CACert           string
+	AllowInsecure    bool
 }
 
 func (t *targetFlags) register(cmd *cobra.Command) {
@@ -128,6 +130,7 @@ func (t *targetFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&t.ClientSecretFile, "client-secret-file", "", "file holding the client secret")
 	fl.StringVar(&t.Origin, "origin", "", "identity provider origin for CF_USERNAME/CF_PASSWORD")
 	fl.DurationVar(&t.Timeout, "timeout", 15*time.Minute, "give up waiting after this long (exit 3); re-running resumes")
+	fl.BoolVar(&t.AllowInsecure, "allow-insecure-http", false, "let credentials go to plain http:// hosts that are not loopback (labs only)")
 	fl.BoolVar(&t.Trace, "trace", false, "trace HTTP requests on stderr with secrets hidden (also $CF_TRACE=true or a file path)")
 }
 
@@ -142,6 +145,9 @@ type settings struct {
 	trace      io.Writer
 	timeout    time.Duration
 	roots      *x509.CertPool
+	// allowInsecure lets credentials go over plain http:// to hosts that
+	// are not loopback.
+	allowInsecure bool
 }
 
 // resolve turns flags, environment and the cf CLI config into settings.
@@ -157,7 +163,7 @@ func (f *Factory) resolveFor(t targetFlags, needSpace bool) (*settings, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &settings{skipSSL: t.SkipSSL, timeout: t.Timeout, roots: roots}
+	s := &settings{skipSSL: t.SkipSSL, timeout: t.Timeout, roots: roots, allowInsecure: t.AllowInsecure}
 	cfHome := f.getenv("CF_HOME")
 	if cfHome == "" {
 		cfHome, _ = os.UserHomeDir()
@@ -177,11 +183,14 @@ func (f *Factory) resolveFor(t targetFlags, needSpace bool) (*settings, error) {
 	case api == "sim":
 		s.sim = true
 	default:
-		if err := cfapi.ValidateAPI(api); err != nil {
-			if t.API == "" {
-				return nil, cfapi.Usagef("CF_API: %v", err)
+		if err := cfapi.ValidateAPI(api, t.AllowInsecure); err != nil {
+			switch {
+			case t.API != "":
+				return nil, err
+			case apiFromCF:
+				return nil, cfapi.Usagef("the cf CLI's target: %v", err)
 			}
-			return nil, err
+			return nil, cfapi.Usagef("CF_API: %v", err)
 		}
 		s.api = strings.TrimRight(api, "/")
 	}
@@ -297,7 +306,7 @@ func (f *Factory) connect(ctx context.Context, s *settings) (*conn, error) {
 		f.simCA = h.CA
 	}
 	rep := f.reporter()
-	ho := cfapi.HTTPOptions{Base: f.BaseTransport, SkipTLS: s.skipSSL, RootCAs: s.roots, Clock: f.Clock, Trace: s.trace}
+	ho := cfapi.HTTPOptions{Base: f.BaseTransport, SkipTLS: s.skipSSL, RootCAs: s.roots, Clock: f.Clock, Trace: s.trace, AllowInsecureHTTP: s.allowInsecure}
 	cfOpts := ho
 	cfOpts.OnWarning = rep.Warn
 	sess, err := cfapi.Connect(ctx, s.api, s.auth, cfapi.NewHTTPClient(cfOpts), cfapi.Options{SkipTLS: s.skipSSL, Clock: f.Clock, Backoff: f.Backoff})
@@ -309,7 +318,7 @@ func (f *Factory) connect(ctx context.Context, s *settings) (*conn, error) {
 		roots = f.simCA
 	}
 	return &conn{sess: sess, rep: rep, httpOpts: ho,
-		tokenOpts: xsuaa.Options{TLS: xsuaa.TLSOptions{RootCAs: roots, SkipVerify: s.skipSSL}, Wrap: ho.Wrap, Now: f.now}}, nil
+		tokenOpts: xsuaa.Options{TLS: xsuaa.TLSOptions{RootCAs: roots, SkipVerify: s.skipSSL}, Wrap: ho.Wrap, Now: f.now, CheckURL: urlCheck(s.allowInsecure)}}, nil
 }
 
 func (f *Factory) simStatePath() string {
@@ -357,4 +366,12 @@ func (f *Factory) now() time.Time {
 		return f.Clock.Now()
 	}
 	return time.Now()
+}
+
+// urlCheck is the clear-text check for token endpoints (nil when allowed).
+func urlCheck(allowInsecure bool) func(*url.URL) error {
+	if allowInsecure {
+		return nil
+	}
+	return cfapi.CheckSecureURL
 }

@@ -139,8 +139,15 @@ func tokenRun(ctx context.Context, f *Factory, o *TokenOptions) error {
 			}
 		}
 	}
+	if o.Target.Timeout <= 0 {
+		return flagErrorf("--timeout must be positive, got %s", o.Target.Timeout)
+	}
+	// --timeout covers every network step of the command, the token
+	// request included.
+	ctx, cancel := withTimeout(ctx, o.Target.Timeout)
+	defer cancel()
 	var creds map[string]any
-	wrap := cfapi.HTTPOptions{Clock: f.Clock}.Wrap
+	wrap := cfapi.HTTPOptions{Clock: f.Clock, AllowInsecureHTTP: o.Target.AllowInsecure}.Wrap
 	if o.CredsFile != "" {
 		if creds, err = credfile.ReadCredentials(o.CredsFile); err != nil {
 			return err
@@ -150,13 +157,11 @@ func tokenRun(ctx context.Context, f *Factory, o *TokenOptions) error {
 		if err != nil {
 			return err
 		}
-		tctx, cancel := withTimeout(ctx, s.timeout)
-		defer cancel()
-		c, err := f.connect(tctx, s)
+		c, err := f.connect(ctx, s)
 		if err != nil {
 			return err
 		}
-		res, err := c.engine(false, nil).Creds(tctx, provision.CredsRequest{Ref: provision.Ref{Org: s.org, Space: s.space, Instance: o.Instance}, Key: o.Key})
+		res, err := c.engine(false, nil).Creds(ctx, provision.CredsRequest{Ref: provision.Ref{Org: s.org, Space: s.space, Instance: o.Instance}, Key: o.Key})
 		if err != nil {
 			return err
 		}
@@ -166,7 +171,7 @@ func tokenRun(ctx context.Context, f *Factory, o *TokenOptions) error {
 			tlsOpts.RootCAs = f.simCA
 		}
 	}
-	tok, err := xsuaa.FetchToken(ctx, xsuaa.TokenRequest{Creds: creds, Grant: o.Grant, Username: o.Username, Password: password, Scopes: o.Scopes}, xsuaa.Options{TLS: tlsOpts, Wrap: wrap, Now: f.now})
+	tok, err := xsuaa.FetchToken(ctx, xsuaa.TokenRequest{Creds: creds, Grant: o.Grant, Username: o.Username, Password: password, Scopes: o.Scopes}, xsuaa.Options{TLS: tlsOpts, Wrap: wrap, Now: f.now, CheckURL: urlCheck(o.Target.AllowInsecure)})
 	if err != nil {
 		return err
 	}

@@ -22,12 +22,15 @@ type HTTPOptions struct {
 	Trace io.Writer
 	// OnWarning receives the warnings of X-Cf-Warnings response headers.
 	OnWarning func(string)
+	// AllowInsecureHTTP lets credentials go to plain http:// hosts that are
+	// not loopback (labs only).
+	AllowInsecureHTTP bool
 }
 
-// Wrap puts the decorators around base, innermost first: warnings, trace
-// (so each attempt is traced), then retry.
+// Wrap puts the decorators around base, innermost first: the clear-text
+// guard, warnings, trace (so each attempt is traced), then retry.
 func (o HTTPOptions) Wrap(base http.RoundTripper) http.RoundTripper {
-	rt := base
+	var rt http.RoundTripper = &Guard{Base: base, AllowInsecure: o.AllowInsecureHTTP}
 	if o.OnWarning != nil {
 		rt = &Warnings{Base: rt, On: o.OnWarning}
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -110,7 +111,13 @@ func (s *Session) Fork(ctx context.Context) (*Session, error) {
 // Connect discovers the API's UAA and logs in. Login failures are
 // *AuthError.
 func Connect(ctx context.Context, api string, auth Auth, hc *http.Client, o Options) (*Session, error) {
-	opts := []config.Option{config.HttpClient(hc), config.UserAgent("xsprov")}
+	// go-cfclient discovers and logs in (and logs in again after a 401)
+	// with context.Background() (config.New, retryableAuthTransport in
+	// v3.0.0-alpha.21): bound those requests by ctx, so --timeout and
+	// Ctrl-C cover login too.
+	bound := *hc
+	bound.Transport = &boundTransport{base: hc.Transport, ctx: ctx}
+	opts := []config.Option{config.HttpClient(&bound), config.UserAgent("xsprov")}
 	if o.SkipTLS {
 		opts = append(opts, config.SkipTLSValidation())
 	}
@@ -213,11 +220,62 @@ func tokenUser(tok string) string {
 	return "cf CLI user"
 }
 
-// ValidateAPI checks an API URL given by the user.
-func ValidateAPI(api string) error {
+// ValidateAPI checks an API URL given by the user. A URL with a user or a
+// password in it is refused without echoing it.
+func ValidateAPI(api string, allowInsecure bool) error {
 	u, err := url.Parse(api)
+	if (err == nil && u.User != nil) || (err != nil && strings.Contains(api, "@")) {
+		return Usagef("the API URL holds a user name or password; give credentials through the environment instead (the URL is not shown)")
+	}
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return Usagef("API URL %q is not an http(s) URL (example: https://api.cf.eu10.hana.ondemand.com)", api)
 	}
+	if !allowInsecure {
+		return CheckSecureURL(u)
+	}
 	return nil
+}
+
+// boundTransport ends every request with the session's context too: its
+// deadline and its cancellation reach requests that go-cfclient sends with
+// a context of its own.
+type boundTransport struct {
+	base http.RoundTripper
+	ctx  context.Context
+}
+
+func (t *boundTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	cancelDeadline := func() {}
+	if dl, ok := t.ctx.Deadline(); ok {
+		ctx, cancelDeadline = context.WithDeadline(ctx, dl)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(t.ctx, func() {
+		// a deadline is the WithDeadline's to report (DeadlineExceeded,
+		// not Canceled): only pass on a cancellation
+		if errors.Is(t.ctx.Err(), context.Canceled) {
+			cancel()
+		}
+	})
+	release := func() { stop(); cancel(); cancelDeadline() }
+	resp, err := t.base.RoundTrip(req.WithContext(ctx))
+	if err != nil {
+		release()
+		return nil, err
+	}
+	resp.Body = &releasingBody{ReadCloser: resp.Body, release: release}
+	return resp, nil
+}
+
+// releasingBody releases the request's context when the body is closed.
+type releasingBody struct {
+	io.ReadCloser
+	release func()
+}
+
+func (b *releasingBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.release()
+	return err
 }

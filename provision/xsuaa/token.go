@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -43,6 +44,10 @@ type Options struct {
 	// Now is the time a token's expiry is checked against (nil: the wall
 	// clock).
 	Now func() time.Time
+	// CheckURL, when set, vets the token endpoint before anything is sent
+	// (the command line refuses plain http:// to hosts that are not
+	// loopback).
+	CheckURL func(*url.URL) error
 }
 
 // Token is an access token and what it says. AccessToken is never
@@ -115,8 +120,14 @@ func FetchToken(ctx context.Context, req TokenRequest, o Options) (*Token, error
 		return nil, usageError("the credentials hold neither a clientsecret nor a certificate and key")
 	}
 	endpoint := strings.TrimRight(base, "/") + "/oauth/token"
-	if !strings.HasPrefix(endpoint, "http") {
+	eu, err := url.Parse(endpoint)
+	if err != nil || (eu.Scheme != "http" && eu.Scheme != "https") || eu.Host == "" {
 		return nil, usageError("the credentials hold no usable token URL (url / certurl)")
+	}
+	if o.CheckURL != nil {
+		if err := o.CheckURL(eu); err != nil {
+			return nil, err
+		}
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = tcfg
@@ -137,7 +148,6 @@ func FetchToken(ctx context.Context, req TokenRequest, o Options) (*Token, error
 		style = oauth2.AuthStyleInParams
 	}
 	var ot *oauth2.Token
-	var err error
 	if grant == "password" {
 		cfg := oauth2.Config{ClientID: clientID, ClientSecret: secret, Scopes: req.Scopes,
 			Endpoint: oauth2.Endpoint{TokenURL: endpoint, AuthStyle: style}}
