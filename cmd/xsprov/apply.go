@@ -188,7 +188,7 @@ func specRun(ctx context.Context, f *Factory, which string, o *SpecOptions) erro
 	case which == "plan" && res.Failed > 0:
 		return &silentError{code: exitFailure}
 	case which == "plan" && o.DetailedExitCode && res.HasChanges():
-		return &silentError{code: 2}
+		return changesPending{}
 	case which != "plan" && res.Failed > 0:
 		if !o.JSON {
 			fmt.Fprintf(f.IO.ErrOut, "%d item(s) failed; re-running %s does only what is left.\n", res.Failed, which)

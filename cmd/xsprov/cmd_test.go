@@ -472,3 +472,50 @@ func TestTimeoutDuringLogin(t *testing.T) {
 		t.Errorf("exit %d after %s:\n%s", code, time.Since(start), errOut)
 	}
 }
+
+// TestUnknownCommandsExit2: an unknown command or subcommand is a usage
+// error (exit 2) with a suggestion, not help and exit 0.
+func TestUnknownCommandsExit2(t *testing.T) {
+	for _, c := range []struct{ args, want string }{
+		{"lsit", `unknown command "lsit" for "xsprov"`},
+		{"templates lsit", `unknown command "lsit" for "xsprov templates"; did you mean list?`},
+		{"upp", "did you mean up?"},
+	} {
+		code, out, errOut := runIn(t, "http://unused.invalid", t.TempDir(), nil, strings.Fields(c.args)...)
+		if code != exitUsage || !strings.Contains(errOut, c.want) || out != "" {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q", c.args, code, out, errOut)
+		}
+	}
+	if code, out, _ := runIn(t, "http://unused.invalid", t.TempDir(), nil, "templates"); code != 0 || !strings.Contains(out, "Available Commands") {
+		t.Errorf("templates alone: exit %d\n%s", code, out)
+	}
+}
+
+// TestPlanDetailedExitCodeOnErrors: with --detailed-exitcode, 2 means
+// "changes" only; every error exits 1 (spec, usage, login).
+func TestPlanDetailedExitCodeOnErrors(t *testing.T) {
+	sim := cfsim.MustNew()
+	srv := httptest.NewServer(sim)
+	defer srv.Close()
+	dir := t.TempDir()
+	good := "apiVersion: xsprov/v1\nmetadata: {name: p}\ninstances:\n  - {name: p1, space: dev}\n"
+	_ = os.WriteFile(filepath.Join(dir, "good.yaml"), []byte(good), 0o600)
+	_ = os.WriteFile(filepath.Join(dir, "bad.yaml"), []byte("apiVersion: xsprov/v1\nbogus: 1\n"), 0o600)
+	cases := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want int
+	}{
+		{"changes", nil, []string{"plan", "-f", "good.yaml", "--detailed-exitcode"}, 2},
+		{"spec error", nil, []string{"plan", "-f", "bad.yaml", "--detailed-exitcode"}, exitFailure},
+		{"usage error", nil, []string{"plan", "-f", "good.yaml", "--detailed-exitcode", "--parallel", "0"}, exitFailure},
+		{"login error", map[string]string{"CF_CLIENT_SECRET": "wrong"}, []string{"plan", "-f", "good.yaml", "--detailed-exitcode"}, exitFailure},
+		{"spec error without the flag", nil, []string{"plan", "-f", "bad.yaml"}, exitUsage},
+	}
+	for _, c := range cases {
+		if code, _, errOut := runIn(t, srv.URL, dir, c.env, c.args...); code != c.want {
+			t.Errorf("%s: exit %d, want %d\n%s", c.name, code, c.want, errOut)
+		}
+	}
+}

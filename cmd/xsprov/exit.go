@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
+	"github.com/spf13/cobra"
 	"github.com/xsprov/xsprov/provision/remedy"
 )
 
@@ -56,6 +58,8 @@ func exitCode(err error) int {
 		return exitOK
 	case errors.As(err, &se):
 		return se.code
+	case errors.As(err, new(changesPending)):
+		return 2
 	case errors.Is(err, context.Canceled):
 		return exitInterrupted
 	case errors.As(err, &fe), errors.As(err, &usage) && usage.Usage():
@@ -72,7 +76,7 @@ func exitCode(err error) int {
 // step in progress when it failed, for a timeout outside a wait.
 func printError(w io.Writer, err error, interruptedState, doing string) {
 	var se *silentError
-	if errors.As(err, &se) {
+	if errors.As(err, &se) || errors.As(err, new(changesPending)) {
 		return
 	}
 	var waited interface{ Waited() bool }
@@ -103,3 +107,44 @@ func printError(w io.Writer, err error, interruptedState, doing string) {
 		fmt.Fprintln(w, "Run with --help for usage.")
 	}
 }
+
+// changesPending is plan --detailed-exitcode's "there are changes" (exit 2).
+type changesPending struct{}
+
+func (changesPending) Error() string { return "the plan has changes" }
+
+// planExitCode keeps plan --detailed-exitcode's promise: 0 no changes, 2
+// changes, and 1 for every error (a spec, usage or login error would be 2 or 4
+// otherwise, which a pipeline would read as "changes").
+func planExitCode(cmd *cobra.Command, err error, code int) int {
+	if cmd == nil || cmd.Name() != "plan" || code == exitOK {
+		return code
+	}
+	if d, ferr := cmd.Flags().GetBool("detailed-exitcode"); ferr != nil || !d {
+		return code
+	}
+	var changes changesPending
+	if errors.As(err, &changes) {
+		return 2
+	}
+	return exitFailure
+}
+
+// unknownSubcommand is the Args of commands that only group others: an
+// unknown word is a usage error (exit 2), with suggestions, not help and 0.
+func unknownSubcommand(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		cmd.SuggestionsMinimumDistance = 2 // cobra's own default
+	}
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += "; did you mean " + strings.Join(s, ", ") + "?"
+	}
+	return &flagError{err: errors.New(msg)}
+}
+
+// groupHelp is the RunE of a command that only groups others.
+func groupHelp(cmd *cobra.Command, _ []string) error { return cmd.Help() }

@@ -82,6 +82,8 @@ Authentication (never a secret as a flag value), first match wins:
 
 Try it without a Cloud Foundry: xsprov up my-xsuaa --api sim --xsappname myAppName`,
 		Version:       versionString(),
+		Args:          unknownSubcommand,
+		RunE:          groupHelp,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 	}

@@ -34,7 +34,7 @@ func run(ctx context.Context, args []string, f *Factory) (code int) {
 	root.SetIn(f.IO.In)
 	root.SetOut(f.IO.Out)
 	root.SetErr(f.IO.ErrOut)
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err != nil {
 		state, doing := "", ""
 		if f.rep != nil {
@@ -43,7 +43,7 @@ func run(ctx context.Context, args []string, f *Factory) (code int) {
 		}
 		printError(f.IO.ErrOut, err, state, doing)
 	}
-	return exitCode(err)
+	return planExitCode(cmd, err, exitCode(err))
 }
 
 func writeJSONDoc(w io.Writer, v any) error {

@@ -79,6 +79,8 @@ func newTemplatesCmd(f *Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "templates",
 		Short: "List, show and render the built-in xs-security templates",
+		Args:  unknownSubcommand,
+		RunE:  groupHelp,
 	}
 	cmd.AddCommand(&cobra.Command{
 		Use:   "list",
