@@ -26,8 +26,9 @@ var _ http.RoundTripper = (*Trace)(nil)
 const PrivateData = "[PRIVATE DATA HIDDEN]"
 
 var (
-	reJSONSecret = regexp.MustCompile(`("(?:[A-Za-z_-]*(?:secret|password|token|key|certificate|credentials)[A-Za-z_-]*)"\s*:\s*)("(?:[^"\\]|\\.)*"|\{[^{}]*\})`)
-	reFormSecret = regexp.MustCompile(`((?:^|&)(?:password|client_secret|refresh_token|assertion|client_assertion)=)[^&]*`)
+	// Field names match whatever their case: clientSecret, Password, privateKey.
+	reJSONSecret = regexp.MustCompile(`(?i)("(?:[A-Za-z_-]*(?:secret|password|token|key|certificate|credentials)[A-Za-z_-]*)"\s*:\s*)("(?:[^"\\]|\\.)*"|\{[^{}]*\})`)
+	reFormSecret = regexp.MustCompile(`(?i)((?:^|&)(?:password|client_secret|refresh_token|assertion|client_assertion)=)[^&]*`)
 )
 
 // Redact hides secrets in a request or response body for traces.
