@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/xsprov/xsprov/provision/cfapi"
+	"github.com/xsprov/xsprov/provision/credfile"
 )
 
 // DownRequest is what `xsprov down` removes.
@@ -59,6 +60,15 @@ func (p *Provisioner) Down(ctx context.Context, req DownRequest) (*Result, error
 		}
 	}
 	if req.OutPath != "" {
+		// pem's certificate and key beside it go too, when they are the ones
+		// written for this key
+		for _, extra := range credfile.OwnedPEMFiles(req.OutPath) {
+			if err := os.Remove(extra); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return nil, fmt.Errorf("remove %s: %w", extra, err)
+			}
+			p.rep.Info("Removed " + extra + ".")
+			res.ExtraFiles = append(res.ExtraFiles, extra)
+		}
 		err := os.Remove(req.OutPath)
 		switch {
 		case err == nil:

@@ -190,6 +190,9 @@ func (p *Provisioner) writeCreds(creds map[string]any, out credfile.Output, res 
 		}
 	}
 	res.File = out.Path
+	for _, tmp := range credfile.RemoveStaleTemps(out.Path, p.s.Clock().Now()) {
+		p.rep.Info("Removed " + tmp + ", left by a write that was killed midway.")
+	}
 	switch prev, err := os.ReadFile(out.Path); {
 	case err == nil && string(prev) == string(data):
 		res.FileAction = Unchanged
@@ -204,9 +207,15 @@ func (p *Provisioner) writeCreds(creds map[string]any, out credfile.Output, res 
 			return err
 		}
 		p.rep.Done()
+	} else if err := p.tighten(out.Path, res); err != nil {
+		return err
 	}
 	for path, b := range extra {
-		if err := credfile.WriteFileAtomic(path, b); err != nil {
+		if prev, err := os.ReadFile(path); err == nil && string(prev) == string(b) {
+			if err := p.tighten(path, res); err != nil {
+				return err
+			}
+		} else if err := credfile.WriteFileAtomic(path, b); err != nil {
 			return err
 		}
 		res.ExtraFiles = append(res.ExtraFiles, path)
@@ -249,4 +258,16 @@ func (e *brokenKeyError) Unwrap() error { return e.err }
 // Hint is what to do about it.
 func (e *brokenKeyError) Hint() remedy.Remedy {
 	return remedy.Remedy{Action: remedy.ReplaceBrokenKey, Instance: e.instance, Note: "the file was written; the key is broken at the broker"}
+}
+
+// tighten sets an unchanged file that others can read to 0600, and says so.
+func (p *Provisioner) tighten(path string, res *Result) error {
+	old, changed, err := credfile.Tighten(path)
+	if err != nil || !changed {
+		return err
+	}
+	w := fmt.Sprintf("%s had mode %04o; set it to 0600 (credentials are for the owner only)", path, old)
+	p.rep.Warn(w)
+	res.Warnings = append(res.Warnings, w)
+	return nil
 }

@@ -31,6 +31,7 @@ type SpecOptions struct {
 	Yes              bool
 	DeleteSpaces     bool
 	NoVerify         bool
+	AllowOutside     bool
 
 	shard, shards int
 }
@@ -41,6 +42,7 @@ func (o *SpecOptions) register(cmd *cobra.Command, which string) {
 	fl.StringVarP(&o.File, "file", "f", "", "the onboarding spec (YAML, apiVersion xsprov/v1)")
 	fl.StringArrayVar(&o.Vars, "var", nil, "override a spec variable NAME=VALUE (repeatable)")
 	fl.IntVar(&o.Parallel, "parallel", 8, "how many instances to work on at once")
+	fl.BoolVar(&o.AllowOutside, "allow-outside-paths", false, "let keys write credentials files outside the spec's folder")
 	fl.StringVar(&o.Shard, "shard", "", "work on shard I of N of the spec's instances (I/N, e.g. 2/4), for a CI matrix")
 	fl.BoolVar(&o.JSON, "json", false, "print a machine-readable report on stdout")
 	if which != "destroy" {
@@ -121,7 +123,11 @@ func specRun(ctx context.Context, f *Factory, which string, o *SpecOptions) erro
 	if err != nil {
 		return usage(err)
 	}
-	spec, err := spec.Load(o.File, vars)
+	var loadOpts []spec.Option
+	if o.AllowOutside {
+		loadOpts = append(loadOpts, spec.AllowOutsidePaths())
+	}
+	spec, err := spec.Load(o.File, vars, loadOpts...)
 	if err != nil {
 		return err
 	}

@@ -60,6 +60,8 @@ func hintText(r remedy.Remedy) string {
 		h = "delete it with 'cf delete-service-key " + r.Instance + " " + strings.Join(r.Names, " ") + " -f'"
 	case remedy.Adopt:
 		h = "adopt it with --adopt"
+	case remedy.AllowOutsidePaths:
+		h = "keep the files in the spec's folder, or pass --allow-outside-paths"
 	case remedy.UseX509:
 		h = "--format pem needs a key made with --credential-type x509"
 	case remedy.Pruned:

@@ -159,6 +159,13 @@ func TestScripts(t *testing.T) {
 					}
 				}
 			},
+			// age FILE DURATION: set the file's modification time that far back.
+			"age": func(ts *testscript.TestScript, neg bool, args []string) {
+				d, err := time.ParseDuration(args[1])
+				ts.Check(err)
+				at := time.Now().Add(-d)
+				ts.Check(os.Chtimes(ts.MkAbs(args[0]), at, at))
+			},
 			// mode FILE PERM: the file has that permission (e.g. 0600).
 			"mode": func(ts *testscript.TestScript, neg bool, args []string) {
 				fi, err := os.Stat(ts.MkAbs(args[0]))

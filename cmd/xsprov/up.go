@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -53,6 +55,21 @@ func checkOutput(instance string, out, format *string) error {
 	}
 	if *out == "" {
 		*out = credfile.DefaultOutPath(instance, *format)
+	}
+	if err := credfile.CheckOutput(*out, *format); err != nil {
+		return flagErrorf("--out %s: %v", *out, err)
+	}
+	// The folder is made if missing, but not through a file.
+	for d := filepath.Dir(*out); ; d = filepath.Dir(d) {
+		if fi, err := os.Stat(d); err == nil {
+			if !fi.IsDir() {
+				return flagErrorf("--out %s: %s is not a folder", *out, d)
+			}
+			break
+		}
+		if filepath.Dir(d) == d {
+			break
+		}
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/xsprov/xsprov/provision/credfile"
 	"github.com/xsprov/xsprov/provision/spec"
 )
 
@@ -44,8 +45,13 @@ func (w *Runner) Destroy(ctx context.Context, s *spec.Spec, o Options) (*Result,
 		for _, k := range in.Keys {
 			if k.Out != "" {
 				fc := &Change{Kind: "file", Address: "file " + k.Out, Action: ActDelete, inst: in, key: k}
-				if !fileExists(k.Out) || c.Action == ActNoop && c.Reason != "absent" {
+				switch {
+				case !fileExists(k.Out) || c.Action == ActNoop && c.Reason != "absent":
 					fc.Action = ActNoop
+				case !isCredentialsFile(k.Out):
+					// a spec may name any path: only a file that holds
+					// credentials (as xsprov writes them) is deleted
+					fc.Action, fc.Reason = ActNoop, "not a credentials file; left alone"
 				}
 				res.Changes = append(res.Changes, fc)
 			}
@@ -74,8 +80,10 @@ func (w *Runner) Destroy(ctx context.Context, s *spec.Spec, o Options) (*Result,
 			continue
 		}
 		w.run(c, func() error {
-			if err := os.Remove(c.key.Out); err != nil && !errors.Is(err, os.ErrNotExist) {
-				return err
+			for _, p := range append(credfile.OwnedPEMFiles(c.key.Out), c.key.Out) {
+				if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+					return err
+				}
 			}
 			return nil
 		})
@@ -103,4 +111,11 @@ func (w *Runner) Destroy(ctx context.Context, s *spec.Spec, o Options) (*Result,
 func kindOrder(k string) int {
 	// the order destroy works in: instances (with their keys), files, spaces
 	return map[string]int{"instance": 0, "key": 1, "file": 2, "role": 3, "space": 4}[k]
+}
+
+// isCredentialsFile tells whether path holds credentials as xsprov writes
+// them (a client id, in any of its formats).
+func isCredentialsFile(path string) bool {
+	_, err := credfile.ReadCredentials(path)
+	return err == nil
 }

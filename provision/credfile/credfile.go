@@ -146,8 +146,38 @@ func PEMFiles(creds map[string]any, path string) (map[string][]byte, error) {
 	if cert == "" || key == "" {
 		return nil, ErrNoCertificate
 	}
+	crt, keyPath := pemPaths(path)
+	return map[string][]byte{crt: []byte(cert), keyPath: []byte(key)}, nil
+}
+
+// pemPaths are the certificate and key files beside a pem credentials file.
+func pemPaths(path string) (string, string) {
 	base := strings.TrimSuffix(path, filepath.Ext(path))
-	return map[string][]byte{base + ".crt": []byte(cert), base + ".key": []byte(key)}, nil
+	return base + ".crt", base + ".key"
+}
+
+// OutputPaths are the files a credentials file of this format consists of:
+// the file, and for pem its .crt and .key.
+func OutputPaths(path, format string) []string {
+	if format != FormatPEM {
+		return []string{path}
+	}
+	crt, key := pemPaths(path)
+	return []string{path, crt, key}
+}
+
+// CheckOutput refuses an output whose own files collide (pem's X.key would
+// be both the credentials and the private key).
+func CheckOutput(path, format string) error {
+	ps := OutputPaths(path, format)
+	for i, p := range ps {
+		for _, q := range ps[i+1:] {
+			if filepath.Clean(p) == filepath.Clean(q) {
+				return usagef("the %s format writes %s twice (the credentials and the .crt/.key beside them); name the file with another extension, e.g. .json", format, p)
+			}
+		}
+	}
+	return nil
 }
 
 var reNonEnv = regexp.MustCompile(`[^A-Za-z0-9]+`)

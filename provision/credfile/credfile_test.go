@@ -255,3 +255,27 @@ func TestSecretValuesCoverEveryPrintedForm(t *testing.T) {
 		}
 	}
 }
+
+// TestReadCredentialsEveryFormat: every format xsprov writes reads back with
+// the client id, secret and url (postman and http-client files were refused).
+func TestReadCredentialsEveryFormat(t *testing.T) {
+	dir := t.TempDir()
+	for _, format := range Formats {
+		b, err := Render(sampleCreds, Output{Format: format, Instance: "x"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, format)
+		_ = os.WriteFile(path, b, 0o600)
+		c, err := ReadCredentials(path)
+		if err != nil {
+			t.Errorf("%s: %v", format, err)
+			continue
+		}
+		for _, k := range []string{"clientid", "clientsecret", "url"} {
+			if c[k] != sampleCreds[k] {
+				t.Errorf("%s: %s = %v, want %v", format, k, c[k], sampleCreds[k])
+			}
+		}
+	}
+}

@@ -3,13 +3,15 @@ package credfile
 import (
 	"encoding/json"
 	"os"
+	"sort"
 	"strings"
 
 	"gopkg.in/yaml.v3"
 )
 
 // ReadCredentials reads a credentials file written by xsprov in any format
-// that holds the credentials (json, yaml, env, default-env, pem's JSON).
+// (json, yaml, env, default-env, pem's JSON, and the client id, secret and
+// url of postman and http-client files).
 func ReadCredentials(path string) (map[string]any, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -30,6 +32,9 @@ func ReadCredentials(path string) (map[string]any, error) {
 		}
 		if m["clientid"] != nil {
 			return m, nil
+		}
+		if c := fromTool(m); c != nil {
+			return c, nil
 		}
 		return nil, usagef("%s holds no XSUAA credentials (no clientid)", path)
 	}
@@ -94,4 +99,68 @@ func envUnquote(s string) string {
 		b.WriteByte(s[i])
 	}
 	return b.String()
+}
+
+// OwnedPEMFiles are the .crt and .key beside a pem credentials file that
+// hold exactly the certificate and key of the credentials in it: the files
+// xsprov wrote for that key, and no others.
+func OwnedPEMFiles(path string) []string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	var creds map[string]any
+	if json.Unmarshal(b, &creds) != nil {
+		return nil
+	}
+	cert, _ := creds["certificate"].(string)
+	key, _ := creds["key"].(string)
+	if cert == "" || key == "" {
+		return nil
+	}
+	crt, keyPath := pemPaths(path)
+	var out []string
+	for p, want := range map[string]string{crt: cert, keyPath: key} {
+		if got, err := os.ReadFile(p); err == nil && string(got) == want {
+			out = append(out, p)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// toolKeys map the variables of postman and http-client files back to
+// credentials.
+var toolKeys = map[string]string{"xsuaa_url": "url", "xsuaa_client_id": "clientid", "xsuaa_client_secret": "clientsecret"}
+
+// fromTool reads a postman environment ({"values":[{key,value}…]}) or an
+// http-client env file ({"<instance>": {"xsuaa_client_id": …}}).
+func fromTool(m map[string]any) map[string]any {
+	out := map[string]any{}
+	if vals, ok := m["values"].([]any); ok {
+		for _, v := range vals {
+			kv, _ := v.(map[string]any)
+			k, _ := kv["key"].(string)
+			if name, ok := toolKeys[k]; ok {
+				if s, _ := kv["value"].(string); s != "" {
+					out[name] = s
+				}
+			}
+		}
+	}
+	for _, env := range m {
+		vars, ok := env.(map[string]any)
+		if !ok || vars["xsuaa_client_id"] == nil || out["clientid"] != nil {
+			continue
+		}
+		for k, name := range toolKeys {
+			if s, _ := vars[k].(string); s != "" {
+				out[name] = s
+			}
+		}
+	}
+	if out["clientid"] == nil {
+		return nil
+	}
+	return out
 }

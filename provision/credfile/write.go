@@ -1,9 +1,11 @@
 package credfile
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // WriteFileAtomic writes data to path with mode 0600 (creating its directory
@@ -48,4 +50,42 @@ func WriteFileAtomic(path string, data []byte) error {
 		d.Close()
 	}
 	return nil
+}
+
+// Tighten sets an existing file's mode to 0600 when it is wider, and returns
+// the mode it had and whether it changed it.
+func Tighten(path string) (os.FileMode, bool, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return 0, false, nil
+		}
+		return 0, false, err
+	}
+	old := fi.Mode().Perm()
+	if old&^0o600 == 0 {
+		return old, false, nil
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		return old, false, fmt.Errorf("tighten the mode of %s: %w", path, err)
+	}
+	return old, true, nil
+}
+
+// staleAfter is how old a temp file of WriteFileAtomic must be to count as
+// left behind by a killed write (a write takes milliseconds; a concurrent
+// writer's temp file is never that old).
+const staleAfter = time.Minute
+
+// RemoveStaleTemps removes the temp files that writes of path killed midway
+// left beside it, and returns them.
+func RemoveStaleTemps(path string, now time.Time) []string {
+	matches, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*"))
+	var removed []string
+	for _, m := range matches {
+		if fi, err := os.Lstat(m); err == nil && fi.Mode().IsRegular() && now.Sub(fi.ModTime()) > staleAfter && os.Remove(m) == nil {
+			removed = append(removed, m)
+		}
+	}
+	return removed
 }

@@ -51,6 +51,8 @@ const (
 	DeleteKeys
 	// Adopt: let the spec take over an existing instance.
 	Adopt
+	// AllowOutsidePaths: a spec writes files outside its folder.
+	AllowOutsidePaths
 	// UseX509: the output needs an x509 key.
 	UseX509
 	// Pruned: deleted because the spec no longer lists it and pruning is on.

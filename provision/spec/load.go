@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/xsprov/xsprov/provision/credfile"
+	"github.com/xsprov/xsprov/provision/remedy"
 )
 
 // shape describes what a YAML node may hold.
@@ -47,7 +48,17 @@ var (
 	SpaceRoles = map[string]string{"developer": "space_developer", "manager": "space_manager", "auditor": "space_auditor", "supporter": "space_supporter"}
 )
 
-type checker struct{ probs []Problem }
+type checker struct {
+	probs        []Problem
+	allowOutside bool
+	outside      bool // a path outside the spec's folder was refused
+}
+
+// Option tunes loading.
+type Option func(*checker)
+
+// AllowOutsidePaths lets keys write files outside the spec's folder.
+func AllowOutsidePaths() Option { return func(c *checker) { c.allowOutside = true } }
 
 func (c *checker) add(n *yaml.Node, format string, args ...any) {
 	line, col := 0, 0
@@ -170,17 +181,17 @@ func find(n *yaml.Node, path ...any) *yaml.Node {
 
 // Load reads, checks and renders a spec. vars override its variables.
 // Every problem is reported at once (*Error, exit 2); nothing is sent.
-func Load(path string, vars map[string]string) (*Spec, error) {
+func Load(path string, vars map[string]string, opts ...Option) (*Spec, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, usagef("read spec: %v", err)
 	}
-	return Parse(path, raw, vars)
+	return Parse(path, raw, vars, opts...)
 }
 
 // Parse is Load on bytes; path locates relative files and names the
 // spec in messages.
-func Parse(path string, raw []byte, vars map[string]string) (*Spec, error) {
+func Parse(path string, raw []byte, vars map[string]string, opts ...Option) (*Spec, error) {
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	if err := dec.Decode(&doc); err != nil {
@@ -196,13 +207,16 @@ func Parse(path string, raw []byte, vars map[string]string) (*Spec, error) {
 		return nil, &Error{File: path, Problems: []Problem{{Line: line, Column: 1, Msg: "malformed YAML: " + msg}}}
 	}
 	c := &checker{}
+	for _, o := range opts {
+		o(c)
+	}
 	root := find(&doc)
 	if root == nil {
 		return nil, &Error{File: path, Problems: []Problem{{Line: 1, Column: 1, Msg: "the spec is empty"}}}
 	}
 	c.walk(root, specShape, "")
 	if len(c.probs) > 0 {
-		return nil, &Error{File: path, Problems: c.probs}
+		return nil, c.err(path)
 	}
 	var s Spec
 	if err := root.Decode(&s); err != nil {
@@ -218,7 +232,7 @@ func Parse(path string, raw []byte, vars map[string]string) (*Spec, error) {
 	s.check(c, root)
 	if len(c.probs) > 0 {
 		sort.SliceStable(c.probs, func(i, j int) bool { return c.probs[i].Line < c.probs[j].Line })
-		return nil, &Error{File: path, Problems: c.probs}
+		return nil, c.err(path)
 	}
 	return &s, nil
 }
@@ -340,13 +354,25 @@ func (s *Spec) checkKey(c *checker, in *Instance, k *Key, n *yaml.Node, outs map
 	}
 	k.Format = cmp.Or(k.Format, s.Defaults.Format, credfile.FormatJSON)
 	if k.Out != "" {
+		at := orNode(find(n, "out"), n)
 		if !filepath.IsAbs(k.Out) {
 			k.Out = filepath.Join(filepath.Dir(s.File), k.Out)
 		}
-		if prev, dup := outs[k.Out]; dup {
-			c.add(orNode(find(n, "out"), n), "out %s is also the file of key %s", k.Out, prev)
+		k.Out = filepath.Clean(k.Out)
+		if !c.allowOutside && !inside(filepath.Dir(s.File), k.Out) {
+			c.add(at, "out %s is outside the spec's folder", k.Out)
+			c.outside = true
 		}
-		outs[k.Out] = in.Name + "/" + k.Name
+		if err := credfile.CheckOutput(k.Out, k.Format); err != nil {
+			c.add(at, "out %s: %v", k.Out, err)
+		}
+		// the file and, for pem, its .crt and .key: no two keys share one
+		for _, p := range credfile.OutputPaths(k.Out, k.Format) {
+			if prev, dup := outs[p]; dup {
+				c.add(at, "out %s: %s is also a file of key %s", k.Out, p, prev)
+			}
+			outs[p] = in.Name + "/" + k.Name
+		}
 	}
 	if k.Rotate != nil {
 		d, err := time.ParseDuration(k.Rotate.MaxAge)
@@ -355,4 +381,23 @@ func (s *Spec) checkKey(c *checker, in *Instance, k *Key, n *yaml.Node, outs map
 		}
 		k.Rotate.maxAge = d
 	}
+}
+
+func (c *checker) err(path string) *Error {
+	e := &Error{File: path, Problems: c.probs}
+	if c.outside {
+		e.Remedy = remedy.Remedy{Action: remedy.AllowOutsidePaths}
+	}
+	return e
+}
+
+// inside tells whether path lies in dir (both made absolute).
+func inside(dir, path string) bool {
+	ad, err1 := filepath.Abs(dir)
+	ap, err2 := filepath.Abs(path)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	rel, err := filepath.Rel(ad, ap)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/xsprov/xsprov/provision/remedy"
 )
 
 // APIVersion is the version of the onboarding spec format.
@@ -111,7 +113,12 @@ func (r *Rotate) MaxAgeDuration() time.Duration {
 type Error struct {
 	File     string
 	Problems []Problem
+	// Remedy is what to do about it, when there is one thing to do.
+	Remedy remedy.Remedy
 }
+
+// Hint is what to do about it.
+func (e *Error) Hint() remedy.Remedy { return e.Remedy }
 
 // Problem is one problem in a spec.
 type Problem struct {
