@@ -76,8 +76,8 @@ func statusRun(ctx context.Context, f *Factory, o *StatusOptions) error {
 	}
 	var desired map[string]any
 	if o.ParamsFile != "" || o.Templates.Template != "" || o.XSAppName != "" || o.TenantMode != "" || len(o.ForeignScopes) > 0 {
-		in := xssec.Input{File: o.ParamsFile, XSAppName: o.XSAppName,
-			TenantMode: o.TenantMode, ForeignScopes: o.ForeignScopes, Instance: o.Instance}
+		in := xssec.Input{File: o.ParamsFile, Instance: o.Instance,
+			Overrides: xssec.Overrides{XSAppName: o.XSAppName, TenantMode: o.TenantMode, ForeignScopes: o.ForeignScopes}}
 		if err := o.Templates.into(&in); err != nil {
 			return err
 		}

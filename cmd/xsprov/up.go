@@ -177,10 +177,8 @@ func (o *UpOptions) validate() error {
 
 // request builds the core request; every input problem is a usage error.
 func (o *UpOptions) request(rep provision.Reporter, s *settings) (provision.UpRequest, error) {
-	in := xssec.Input{
-		File: o.ParamsFile, XSAppName: o.XSAppName, TenantMode: o.TenantMode,
-		ForeignScopes: o.ForeignScopes, Instance: o.Instance,
-	}
+	in := xssec.Input{File: o.ParamsFile, Instance: o.Instance,
+		Overrides: xssec.Overrides{XSAppName: o.XSAppName, TenantMode: o.TenantMode, ForeignScopes: o.ForeignScopes}}
 	if err := o.Templates.into(&in); err != nil {
 		return provision.UpRequest{}, err
 	}

@@ -7,13 +7,11 @@ import (
 
 // Input are the ways a user gives the descriptor.
 type Input struct {
-	File          string // a whole xs-security.json
-	Inline        map[string]any
-	XSAppName     string   // overrides xsappname
-	TenantMode    string   // overrides tenant-mode
-	ForeignScopes []string // override foreign-scope-references
-	Instance      string   // default xsappname
-	Source        string   // what Inline came from, for messages
+	File     string // a whole xs-security.json
+	Inline   map[string]any
+	Instance string // default xsappname
+	Source   string // what Inline came from, for messages
+	Overrides
 }
 
 // Build merges the descriptor from the file (if any) with the flags
@@ -40,19 +38,7 @@ func Build(in Input) (map[string]any, Problems, error) {
 		}
 		d = obj
 	}
-	if in.XSAppName != "" {
-		d["xsappname"] = in.XSAppName
-	}
-	if in.TenantMode != "" {
-		d["tenant-mode"] = in.TenantMode
-	}
-	if len(in.ForeignScopes) > 0 {
-		var refs []any
-		for _, r := range in.ForeignScopes {
-			refs = append(refs, r)
-		}
-		d["foreign-scope-references"] = refs
-	}
+	d = in.Overrides.Apply(d)
 	if Field(d, "xsappname") == "" && d["xsappname"] == nil && in.Instance != "" {
 		d["xsappname"] = in.Instance
 	}
@@ -74,3 +60,38 @@ func (e usageError) Error() string { return string(e) }
 func (e usageError) Usage() bool { return true }
 
 func usagef(format string, args ...any) error { return usageError(fmt.Sprintf(format, args...)) }
+
+// Overrides are the descriptor fields given one by one (on the command
+// line); they apply over a whole descriptor, or over what an instance holds.
+type Overrides struct {
+	XSAppName     string
+	TenantMode    string
+	ForeignScopes []string
+}
+
+// Empty tells whether no field is overridden.
+func (o Overrides) Empty() bool {
+	return o.XSAppName == "" && o.TenantMode == "" && len(o.ForeignScopes) == 0
+}
+
+// Apply returns a copy of d with the overridden fields set.
+func (o Overrides) Apply(d map[string]any) map[string]any {
+	out, _ := Normalize(d).(map[string]any)
+	if out == nil {
+		out = map[string]any{}
+	}
+	if o.XSAppName != "" {
+		out["xsappname"] = o.XSAppName
+	}
+	if o.TenantMode != "" {
+		out["tenant-mode"] = o.TenantMode
+	}
+	if len(o.ForeignScopes) > 0 {
+		refs := make([]any, len(o.ForeignScopes))
+		for i, r := range o.ForeignScopes {
+			refs[i] = r
+		}
+		out["foreign-scope-references"] = refs
+	}
+	return out
+}
