@@ -2,15 +2,19 @@ package provision_test
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
 
+	"github.com/cloudfoundry/go-cfclient/v3/resource"
 	"github.com/xsprov/xsprov/provision"
 	"github.com/xsprov/xsprov/provision/cfsim"
 	"github.com/xsprov/xsprov/provision/remedy"
+	"github.com/xsprov/xsprov/provision/xssec"
 	"github.com/xsprov/xsprov/provision/xsuaa"
 )
 
@@ -130,5 +134,121 @@ func TestRotateSaysWhenABrokenNewKeyCouldNotBeDeleted(t *testing.T) {
 	r, _ := remedy.Of(err)
 	if r.Action != remedy.DeleteKeys || len(r.Names) != 1 || !strings.HasPrefix(r.Names[0], "brk-key--r") {
 		t.Errorf("remedy = %+v", r)
+	}
+}
+
+// legacyInstance creates an instance as the cf CLI does (`cf create-service
+// … -c xs-security.json`): a full descriptor and no record of xsprov's.
+func legacyInstance(t *testing.T, p *provision.Provisioner, name string) {
+	t.Helper()
+	s := p.Session()
+	ctx := context.Background()
+	tg, err := s.ResolveTarget(ctx, "acme", "dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := s.ResolvePlan(ctx, tg, "xsuaa", "application", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := json.RawMessage(`{"xsappname":"legacy-app","tenant-mode":"dedicated",
+		"scopes":[{"name":"$XSAPPNAME.Read"},{"name":"$XSAPPNAME.Write"}],
+		"role-templates":[{"name":"Viewer","scope-references":["$XSAPPNAME.Read"]}]}`)
+	job, err := s.CF.ServiceInstances.CreateManaged(ctx, &resource.ServiceInstanceManagedCreate{Type: "managed", Name: name, Parameters: &raw,
+		Relationships: resource.ServiceInstanceRelationships{
+			Space:       &resource.ToOneRelationship{Data: &resource.Relationship{GUID: tg.SpaceGUID}},
+			ServicePlan: &resource.ToOneRelationship{Data: &resource.Relationship{GUID: plan.GUID}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.WaitJob(ctx, job, "create", nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func legacyParams(t *testing.T, e *env) map[string]any {
+	for _, i := range e.sim.Snapshot().Instances {
+		return i.Params
+	}
+	t.Fatal("no instance")
+	return nil
+}
+
+// TestLegacyInstanceKeepsItsDescriptor: `up legacy --xsappname legacy-app`
+// on an instance made by the cf CLI with scopes and role templates changes
+// nothing on it (it replaced them with defaults before); where the offering
+// hides parameters (real BTP) the single field is refused, and a plain `up`
+// just gives credentials.
+func TestLegacyInstanceKeepsItsDescriptor(t *testing.T) {
+	for _, readable := range []bool{true, false} {
+		var opts []cfsim.Option
+		if !readable {
+			opts = append(opts, cfsim.WithoutRetrievableParameters())
+		}
+		e := newEnv(t, opts...)
+		p := e.connect(t, ciAuth)
+		legacyInstance(t, p, "legacy")
+		e.sim.ResetCounts()
+		req := e.upReq(t, "legacy", nil)
+		req.Params, req.XSAppNameGiven = nil, false
+		req.Overrides = xssec.Overrides{XSAppName: "legacy-app"}
+		res, err := p.Up(context.Background(), req)
+		writes := e.sim.Counts().ByCall["PATCH /v3/service_instances/:guid"]
+		switch {
+		case readable && (err != nil || res.Instance.Action != provision.Unchanged || writes != 0):
+			t.Errorf("readable: %v, %d instance writes", err, writes)
+		case !readable:
+			var usage interface{ Usage() bool }
+			if !errors.As(err, &usage) || !strings.Contains(err.Error(), "cannot be merged") || writes != 0 {
+				t.Errorf("hidden parameters, a single field: err = %v, %d instance writes", err, writes)
+			}
+		}
+		if d := legacyParams(t, e); d["scopes"] == nil || d["role-templates"] == nil {
+			t.Errorf("readable=%v: the scopes or role templates are gone: %v", readable, d)
+		}
+		// No parameter flags: credentials for the instance, nothing else.
+		req.Overrides = xssec.Overrides{}
+		e.sim.ResetCounts()
+		if res, err = p.Up(context.Background(), req); err != nil || res.Instance.Action != provision.Unchanged ||
+			e.sim.Counts().ByCall["PATCH /v3/service_instances/:guid"] != 0 {
+			t.Errorf("readable=%v, no flags: %v, counts %v", readable, err, e.sim.Counts().ByCall)
+		}
+	}
+}
+
+// TestRemovalNeedsConsent: a whole descriptor that drops the role templates
+// is shown and needs a yes; declined, nothing is sent. Replacing a descriptor
+// that cannot be read needs one too.
+func TestRemovalNeedsConsent(t *testing.T) {
+	for _, readable := range []bool{true, false} {
+		var opts []cfsim.Option
+		if !readable {
+			opts = append(opts, cfsim.WithoutRetrievableParameters())
+		}
+		e := newEnv(t, opts...)
+		legacyInstance(t, e.connect(t, ciAuth), "legacy")
+		var asked []provision.Consent
+		answer := false
+		p := provision.New(e.connect(t, ciAuth).Session(), provision.WithConsent(func(c provision.Consent) bool {
+			asked = append(asked, c)
+			return answer
+		}))
+		req := e.upReq(t, "legacy", map[string]any{"xsappname": "legacy-app", "tenant-mode": "dedicated",
+			"scopes": []any{map[string]any{"name": "$XSAPPNAME.Read"}, map[string]any{"name": "$XSAPPNAME.Write"}}})
+		e.sim.ResetCounts()
+		_, err := p.Up(context.Background(), req)
+		if len(asked) != 1 || asked[0].Blind == readable || err == nil || e.sim.Counts().ByCall["PATCH /v3/service_instances/:guid"] != 0 {
+			t.Fatalf("readable=%v: asked %+v, err %v, counts %v", readable, asked, err, e.sim.Counts().ByCall)
+		}
+		if d := legacyParams(t, e); d["role-templates"] == nil {
+			t.Errorf("readable=%v: declined, yet the role templates are gone", readable)
+		}
+		answer = true
+		if res, err := p.Up(context.Background(), req); err != nil || res.Instance.Action != provision.Updated {
+			t.Errorf("readable=%v, consented: %v", readable, err)
+		}
+		if d := legacyParams(t, e); d["role-templates"] != nil {
+			t.Errorf("readable=%v: consented, yet the role templates remain", readable)
+		}
 	}
 }

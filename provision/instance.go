@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/cloudfoundry/go-cfclient/v3/resource"
 	"github.com/xsprov/xsprov/provision/cfapi"
@@ -94,7 +95,11 @@ func settleError(kind, name string, lost error) error {
 }
 
 func (p *Provisioner) createInstance(ctx context.Context, t cfapi.Target, plan cfapi.Plan, req UpRequest, action Action) (*resource.ServiceInstance, error) {
-	params, err := json.Marshal(req.Params)
+	desired, err := newDescriptor(req)
+	if err != nil {
+		return nil, err
+	}
+	params, err := json.Marshal(desired)
 	if err != nil {
 		return nil, cfapi.Usagef("parameters: %v", err)
 	}
@@ -105,7 +110,7 @@ func (p *Provisioner) createInstance(ctx context.Context, t cfapi.Target, plan c
 	}
 	p.rep.Step(fmt.Sprintf("%s service instance %s in org %s / space %s as %s", verb, req.Instance, t.OrgName, t.SpaceName, p.s.User))
 	jobGUID, err := p.s.CF.ServiceInstances.CreateManaged(ctx, &resource.ServiceInstanceManagedCreate{
-		Type: "managed", Name: req.Instance, Parameters: &raw, Tags: req.Tags, Metadata: cfapi.LabelsMeta(p.labels),
+		Type: "managed", Name: req.Instance, Parameters: &raw, Tags: req.Tags, Metadata: p.recordMeta(desired, ""),
 		Relationships: resource.ServiceInstanceRelationships{
 			Space:       &resource.ToOneRelationship{Data: &resource.Relationship{GUID: t.SpaceGUID}},
 			ServicePlan: &resource.ToOneRelationship{Data: &resource.Relationship{GUID: plan.GUID}},
@@ -145,40 +150,93 @@ func (p *Provisioner) createInstance(ctx context.Context, t cfapi.Target, plan c
 		Relationships: resource.ServiceInstanceRelationships{ServicePlan: &resource.ToOneRelationship{Data: &resource.Relationship{GUID: plan.GUID}}}}, nil
 }
 
-// converge compares the instance's parameters with the desired ones and
-// applies an update when they differ.
-// seen, when not nil, is what a plan read of the instance, used instead of
-// reading the parameters again.
+// converge brings an existing instance to what the user asked for. The
+// desired descriptor is a base plus the overrides: the whole descriptor given
+// (Params), else what the instance holds (xsprov's record, or the parameters
+// read back where the offering allows it). Nothing asked: nothing changes.
+// An update that removes or replaces something, or that replaces a
+// descriptor nobody can read, needs consent. seen, when not nil, is what a
+// plan read of the instance.
 func (p *Provisioner) converge(ctx context.Context, t cfapi.Target, inst *resource.ServiceInstance, req UpRequest, seen *Observation) (*resource.ServiceInstance, bool, error) {
-	var current map[string]any
-	if seen != nil && seen.ParamsRead {
-		current = seen.Params
-	} else {
-		var err error
-		if current, err = p.s.InstanceParams(ctx, inst.GUID); err != nil {
-			return nil, false, err
+	if req.Params == nil && req.Overrides.Empty() {
+		// "give me credentials for this instance": its descriptor stays
+		return inst, false, nil
+	}
+	current, err := p.current(ctx, inst, seen)
+	if err != nil {
+		return nil, false, err
+	}
+	desired := req.Params
+	switch {
+	case desired != nil && !req.XSAppNameGiven && current != nil:
+		desired = xssec.Overrides{XSAppName: xssec.Field(current, "xsappname")}.Apply(desired)
+	case desired == nil && current == nil:
+		return nil, false, remedy.With(&cfapi.UsageError{Msg: fmt.Sprintf(
+			"service instance %q: its descriptor cannot be read back and xsprov has no record of it, so single fields cannot be merged into it; nothing was sent", req.Instance)},
+			remedy.Remedy{Action: remedy.GiveWholeDescriptor, Instance: req.Instance})
+	case desired == nil:
+		desired = req.Overrides.Apply(current)
+		if errs := xssec.Validate(desired).Errors(); len(errs) > 0 {
+			return nil, false, &xssec.InvalidError{Source: "the instance's descriptor with the fields given", Problems: errs}
 		}
 	}
 	if current == nil {
-		p.rep.Info("The offering does not let Cloud Foundry read the instance's parameters; they were not compared, and new ones are not applied in place.")
-		return inst, false, nil
+		if r, ok := RecordOf(inst); ok && !r.Stale && r.matches(desired) {
+			return inst, false, nil
+		}
+		p.rep.Info("The offering does not let Cloud Foundry read the instance's parameters and xsprov has no current record of them: the update replaces them as a whole.")
+		if err := p.ask(Consent{Instance: req.Instance, Blind: true, Changes: xssec.Diff(map[string]any{}, desired)}); err != nil {
+			return nil, false, err
+		}
+		return p.update(ctx, t, inst, req, desired)
 	}
-	desired := req.Params
 	diff := xssec.Diff(current, desired)
 	if len(diff) == 0 && !(inst.LastOperation.Type == "update" && inst.LastOperation.State == "failed") {
 		return inst, false, nil
 	}
 	if imm := xssec.ImmutableChanges(current, desired); len(imm) > 0 {
-		r := remedy.Remedy{Action: remedy.Recreate, Instance: req.Instance}
+		r := remedy.Remedy{Action: remedy.Recreate, Instance: req.Instance, Keep: map[string]string{}}
+		for _, f := range imm {
+			r.Keep[f] = xssec.Field(current, f)
+			if f == "tenant-mode" {
+				r.Keep[f] = xssec.TenantMode(current)
+			}
+		}
 		for _, d := range mutable(diff) {
 			r.Changes = append(r.Changes, d.String())
 		}
 		return nil, false, remedy.With(fmt.Errorf("service instance %q cannot be updated in place: the broker cannot change %s (have %s, want %s)", req.Instance, xssec.JoinAnd(imm), xssec.DescribeFields(current, imm), xssec.DescribeFields(desired, imm)), r)
 	}
+	if xssec.Removes(diff) {
+		if err := p.ask(Consent{Instance: req.Instance, Changes: diff}); err != nil {
+			return nil, false, err
+		}
+	}
 	p.rep.Info("The broker applies these changes in place:")
 	for _, d := range diff {
 		p.rep.Info("  " + d.String())
 	}
+	return p.update(ctx, t, inst, req, desired)
+}
+
+// current is the instance's descriptor as far as it can be known: what a
+// plan read, xsprov's record when no one else changed the instance since, or
+// the parameters read back where the offering allows; nil when unknown.
+func (p *Provisioner) current(ctx context.Context, inst *resource.ServiceInstance, seen *Observation) (map[string]any, error) {
+	if seen != nil && seen.ParamsRead && seen.Params != nil {
+		return seen.Params, nil
+	}
+	if r, ok := RecordOf(inst); ok && !r.Stale && r.Descriptor != nil {
+		return r.Descriptor, nil
+	}
+	if seen != nil && seen.ParamsRead {
+		return nil, nil // read already: the offering does not allow it
+	}
+	return p.s.InstanceParams(ctx, inst.GUID)
+}
+
+// update sends desired (recording it on the instance) and waits.
+func (p *Provisioner) update(ctx context.Context, t cfapi.Target, inst *resource.ServiceInstance, req UpRequest, desired map[string]any) (*resource.ServiceInstance, bool, error) {
 	p.rep.Step(fmt.Sprintf("Updating service instance %s in org %s / space %s as %s", req.Instance, t.OrgName, t.SpaceName, p.s.User))
 	raw, _ := json.Marshal(desired)
 	rm := json.RawMessage(raw)
@@ -189,10 +247,10 @@ func (p *Provisioner) converge(ctx context.Context, t cfapi.Target, inst *resour
 	if tags == nil {
 		tags = []string{}
 	}
-	jobGUID, _, err := p.s.CF.ServiceInstances.UpdateManaged(ctx, inst.GUID, &resource.ServiceInstanceManagedUpdate{Parameters: &rm, Tags: tags})
+	jobGUID, _, err := p.s.CF.ServiceInstances.UpdateManaged(ctx, inst.GUID, &resource.ServiceInstanceManagedUpdate{Parameters: &rm, Tags: tags, Metadata: p.recordMeta(desired, "")})
 	if cfapi.IsInProgress(err) || errors.Is(err, cfapi.ErrResponseLost) {
 		// Someone else is changing it (or our PATCH went through unseen):
-		// wait for that, then compare again on the next run of the loop.
+		// wait for that, then compare again.
 		si, werr := p.s.WaitInstance(ctx, inst.GUID)
 		if werr != nil {
 			return nil, false, cfapi.TimeoutOr(werr, "service instance "+quote(req.Instance), "an update is in progress")
@@ -214,10 +272,18 @@ func (p *Provisioner) converge(ctx context.Context, t cfapi.Target, inst *resour
 		inst.LastOperation = resource.LastOperation{Type: "update", State: "in progress"}
 		return inst, true, nil
 	}
-	if _, err := p.s.WaitJob(ctx, jobGUID, "update service instance "+quote(req.Instance), p.warn); err != nil {
+	job, err := p.s.WaitJob(ctx, jobGUID, "update service instance "+quote(req.Instance), p.warn)
+	if err != nil {
 		return nil, false, cfapi.TimeoutOr(err, "service instance "+quote(req.Instance), "its update is still in progress")
 	}
 	p.rep.Done()
+	// Mark the update as xsprov's own, so that a later one by someone else
+	// shows (the record is then not trusted).
+	at := job.CreatedAt.UTC().Format(time.RFC3339)
+	if _, _, err := p.s.CF.ServiceInstances.UpdateManaged(ctx, inst.GUID, &resource.ServiceInstanceManagedUpdate{
+		Metadata: &resource.Metadata{Annotations: map[string]*string{AnnotationAppliedAt: &at}}, Tags: tags}); err != nil {
+		p.rep.Warn("the update went through, but recording it on the instance failed: " + err.Error())
+	}
 	inst.LastOperation = resource.LastOperation{Type: "update", State: "succeeded"}
 	return inst, true, nil
 }
@@ -272,4 +338,14 @@ func (p *Provisioner) deleteInstance(ctx context.Context, inst *resource.Service
 		return nil
 	}
 	return fmt.Errorf("service instance %q is busy with other operations; try again later", inst.Name)
+}
+
+// newDescriptor is a new instance's descriptor: the whole one given, else
+// the minimal one (xsappname the instance's name) with the overrides.
+func newDescriptor(req UpRequest) (map[string]any, error) {
+	if req.Params != nil {
+		return req.Params, nil
+	}
+	d, _, err := xssec.Build(xssec.Input{Instance: req.Instance, Overrides: req.Overrides})
+	return d, err
 }

@@ -54,7 +54,7 @@ func (e *env) upReq(t *testing.T, name string, params map[string]any) provision.
 	}
 	return provision.UpRequest{
 		Ref:      provision.Ref{Org: "acme", Space: "dev", Instance: name},
-		Offering: "xsuaa", Plan: "application", Params: params,
+		Offering: "xsuaa", Plan: "application", Params: params, XSAppNameGiven: true,
 		Out: credfile.Output{Path: filepath.Join(e.dir, name+"-credentials.json"), Format: "json"},
 	}
 }
@@ -226,25 +226,37 @@ func TestBadCredentialsIsAuthError(t *testing.T) {
 	}
 }
 
-func TestUpWhenParametersCannotBeRead(t *testing.T) {
+// TestUpWhenParametersCannotBeReadUsesItsRecord: on an offering whose
+// parameters cannot be read back (real BTP), xsprov compares with what it
+// recorded on the instance when it created it, and applies an addition.
+func TestUpWhenParametersCannotBeReadUsesItsRecord(t *testing.T) {
 	e := newEnv(t, cfsim.WithoutRetrievableParameters())
-	var rep recordingReporter
-	p := provision.New(e.connect(t, ciAuth).Session(), provision.WithReporter(&rep))
+	p := e.connect(t, ciAuth)
 	req := e.upReq(t, "opaque", nil)
 	if _, err := p.Up(context.Background(), req); err != nil {
 		t.Fatal(err)
 	}
 	e.sim.ResetCounts()
-	req.Params = map[string]any{"xsappname": "opaque-app", "tenant-mode": "dedicated", "scopes": []any{map[string]any{"name": "$XSAPPNAME.X"}}}
 	res, err := p.Up(context.Background(), req)
-	if err != nil {
+	if err != nil || res.Instance.Action != provision.Unchanged || e.sim.Counts().Writes != 0 {
+		t.Fatalf("re-run: %v, action %v, %d writes", err, res, e.sim.Counts().Writes)
+	}
+	req.Params = map[string]any{"xsappname": "opaque-app", "tenant-mode": "dedicated", "scopes": []any{map[string]any{"name": "$XSAPPNAME.X"}}}
+	if res, err = p.Up(context.Background(), req); err != nil {
 		t.Fatal(err)
 	}
-	if res.Instance.Action != provision.Unchanged || e.sim.Counts().Writes != 0 {
-		t.Errorf("action %s, %d writes; want unchanged and 0", res.Instance.Action, e.sim.Counts().Writes)
+	if res.Instance.Action != provision.Updated {
+		t.Errorf("action %s, want updated", res.Instance.Action)
 	}
-	if !strings.Contains(rep.String(), "they were not compared") {
-		t.Errorf("no notice that parameters could not be compared:\n%s", rep.String())
+	for _, i := range e.sim.Snapshot().Instances {
+		if i.Params["scopes"] == nil {
+			t.Errorf("the scopes were not added: %v", i.Params)
+		}
+	}
+	// The record follows the update: the next run changes nothing.
+	e.sim.ResetCounts()
+	if res, err = p.Up(context.Background(), req); err != nil || res.Instance.Action != provision.Unchanged || e.sim.Counts().Writes != 0 {
+		t.Errorf("re-run after the update: %v, %d writes", err, e.sim.Counts().Writes)
 	}
 }
 

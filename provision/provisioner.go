@@ -16,6 +16,7 @@ import (
 	"github.com/xsprov/xsprov/provision/cfapi"
 	"github.com/xsprov/xsprov/provision/credfile"
 	"github.com/xsprov/xsprov/provision/remedy"
+	"github.com/xsprov/xsprov/provision/xssec"
 	"github.com/xsprov/xsprov/provision/xsuaa"
 )
 
@@ -67,6 +68,7 @@ type Provisioner struct {
 	tokenOpts xsuaa.Options
 	labels    map[string]string
 	onSecrets func(values []string)
+	consent   func(Consent) bool
 	seenWarn  map[string]bool
 }
 
@@ -89,6 +91,42 @@ func WithLabels(labels map[string]string) Option { return func(p *Provisioner) {
 // WithSecretsHook receives the secret values of credentials as soon as they
 // are read, before anything else is printed (CI log masking).
 func WithSecretsHook(f func(values []string)) Option { return func(p *Provisioner) { p.onSecrets = f } }
+
+// Consent is a change that removes or replaces what an instance holds,
+// shown to the user before it is made.
+type Consent struct {
+	Instance string
+	// Blind: the current descriptor is unknown; the update replaces it.
+	Blind bool
+	// Changes from the current descriptor (secret values redacted).
+	Changes []xssec.DiffEntry
+}
+
+// WithConsent asks before an update that removes or replaces something (a
+// terminal prompt, or a --yes given in advance). Without it such updates are
+// made as asked.
+func WithConsent(ask func(Consent) bool) Option { return func(p *Provisioner) { p.consent = ask } }
+
+// ask gets consent for c, or says that nothing was changed.
+func (p *Provisioner) ask(c Consent) error {
+	if p.consent == nil || p.consent(c) {
+		return nil
+	}
+	return &declinedError{instance: c.Instance}
+}
+
+// declinedError: a change needing consent did not get it. Nothing was sent.
+type declinedError struct{ instance string }
+
+func (e *declinedError) Error() string {
+	return fmt.Sprintf("service instance %q was not changed: the update removes or replaces parts of its descriptor and was not confirmed", e.instance)
+}
+
+// Usage marks the error as one of input (exit code 2): nothing was sent.
+func (e *declinedError) Usage() bool { return true }
+
+// Hint is what to do about it.
+func (e *declinedError) Hint() remedy.Remedy { return remedy.Remedy{Action: remedy.Confirm} }
 
 // New returns a Provisioner for a session.
 func New(s *cfapi.Session, opts ...Option) *Provisioner {

@@ -5,16 +5,25 @@ import (
 
 	"github.com/xsprov/xsprov/provision/cfapi"
 	"github.com/xsprov/xsprov/provision/credfile"
+	"github.com/xsprov/xsprov/provision/xssec"
 )
 
 // UpRequest is what `xsprov up` converges to.
 type UpRequest struct {
 	Ref
 	Offering, Plan, Broker string
-	// Params is the desired xs-security descriptor.
+	// Params is the whole xs-security descriptor the user gave (a file or a
+	// template, Overrides applied); nil when none was given: a new instance
+	// then gets the minimal descriptor, and an existing one keeps what it
+	// holds, changed only by Overrides.
 	Params map[string]any
-	Tags   []string
-	Key    string
+	// Overrides are fields given one by one.
+	Overrides xssec.Overrides
+	// XSAppNameGiven says the user named the xsappname; when not, an
+	// existing instance keeps its own.
+	XSAppNameGiven bool
+	Tags           []string
+	Key            string
 	// KeyParams are the parameters of a new key (credential-type, x509).
 	KeyParams map[string]any
 	Out       credfile.Output

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudfoundry/go-cfclient/v3/resource"
 	"github.com/google/go-cmp/cmp"
 	"github.com/spf13/cobra"
 
@@ -516,6 +517,50 @@ func TestPlanDetailedExitCodeOnErrors(t *testing.T) {
 	for _, c := range cases {
 		if code, _, errOut := runIn(t, srv.URL, dir, c.env, c.args...); code != c.want {
 			t.Errorf("%s: exit %d, want %d\n%s", c.name, code, c.want, errOut)
+		}
+	}
+}
+
+// TestUpOnALegacyInstance: an instance made with `cf create-service … -c
+// xs-security.json` keeps its scopes and role templates through `up legacy
+// --xsappname legacy-app` (they were replaced with defaults, unasked).
+func TestUpOnALegacyInstance(t *testing.T) {
+	sim := cfsim.MustNew()
+	srv := httptest.NewServer(sim)
+	defer srv.Close()
+	ctx := context.Background()
+	s, err := cfapi.Connect(ctx, srv.URL, cfapi.Auth{ClientID: cfsim.CIClientID, ClientSecret: cfsim.CIClientSecret}, cfapi.NewHTTPClient(cfapi.HTTPOptions{}), cfapi.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg, _ := s.ResolveTarget(ctx, "acme", "dev")
+	plan, err := s.ResolvePlan(ctx, tg, "xsuaa", "application", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := json.RawMessage(`{"xsappname":"legacy-app","tenant-mode":"dedicated","scopes":[{"name":"$XSAPPNAME.Read"}],
+		"role-templates":[{"name":"Viewer","scope-references":["$XSAPPNAME.Read"]}]}`)
+	job, err := s.CF.ServiceInstances.CreateManaged(ctx, &resource.ServiceInstanceManagedCreate{Type: "managed", Name: "legacy", Parameters: &raw,
+		Relationships: resource.ServiceInstanceRelationships{
+			Space:       &resource.ToOneRelationship{Data: &resource.Relationship{GUID: tg.SpaceGUID}},
+			ServicePlan: &resource.ToOneRelationship{Data: &resource.Relationship{GUID: plan.GUID}}}})
+	if err == nil {
+		_, err = s.WaitJob(ctx, job, "create", nil)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim.ResetCounts()
+	code, _, errOut := runIn(t, srv.URL, t.TempDir(), nil, "up", "legacy", "--xsappname", "legacy-app")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, errOut)
+	}
+	if n := sim.Counts().ByCall["PATCH /v3/service_instances/:guid"]; n != 0 {
+		t.Errorf("%d updates of the instance, want 0", n)
+	}
+	for _, i := range sim.Snapshot().Instances {
+		if i.Params["scopes"] == nil || i.Params["role-templates"] == nil {
+			t.Errorf("the instance lost its scopes or role templates: %v", i.Params)
 		}
 	}
 }

@@ -132,7 +132,6 @@ func printDown(w io.Writer, r *provision.Result) {
 // RecreateOptions are the inputs of `xsprov recreate`: up's, plus --yes.
 type RecreateOptions struct {
 	UpOptions
-	Yes bool
 }
 
 func newRecreateCmd(f *Factory, runF func(context.Context, *RecreateOptions) error) *cobra.Command {
@@ -156,7 +155,6 @@ sandbox. The key and its credentials change; the file is rewritten.`,
 		},
 	}
 	opts.UpOptions.register(cmd)
-	cmd.Flags().BoolVarP(&opts.Yes, "yes", "y", false, "do not ask for confirmation")
 	return cmd
 }
 

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/xsprov/xsprov/provision/remedy"
@@ -12,7 +14,14 @@ func hintText(r remedy.Remedy) string {
 	var h string
 	switch r.Action {
 	case remedy.Recreate:
-		h = "run 'xsprov recreate " + r.Instance + "' to delete and create it again (its keys and credentials change)"
+		if len(r.Keep) > 0 {
+			var keep []string
+			for _, f := range slices.Sorted(maps.Keys(r.Keep)) {
+				keep = append(keep, "--"+f+" "+r.Keep[f])
+			}
+			h = "pass " + strings.Join(keep, " ") + " to keep the instance as it is, or "
+		}
+		h += "run 'xsprov recreate " + r.Instance + "' to delete and create it again (its keys and credentials change)"
 		if len(r.Changes) > 0 {
 			h += "; the broker could apply the other change(s) in place:"
 			for _, c := range r.Changes {
@@ -60,6 +69,10 @@ func hintText(r remedy.Remedy) string {
 		h = "delete it with 'cf delete-service-key " + r.Instance + " " + strings.Join(r.Names, " ") + " -f'"
 	case remedy.Adopt:
 		h = "adopt it with --adopt"
+	case remedy.GiveWholeDescriptor:
+		h = "give the whole descriptor with --params FILE (or --template); the fields given alone would replace it"
+	case remedy.Confirm:
+		h = "the changes are shown above; run again with --yes to make them"
 	case remedy.AllowOutsidePaths:
 		h = "keep the files in the spec's folder, or pass --allow-outside-paths"
 	case remedy.UseX509:

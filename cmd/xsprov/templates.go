@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -32,7 +33,9 @@ func (t *templateFlags) register(cmd *cobra.Command, withTemplate bool) {
 }
 
 // render loads and renders the template; every problem is a usage error.
-func (t *templateFlags) render(name string) ([]byte, error) {
+// render renders a template; defaults fill the template's variables that
+// were not given (before the template's own defaults).
+func (t *templateFlags) render(name string, defaults map[string]string) ([]byte, error) {
 	tm, err := templates.Load(name)
 	if err != nil {
 		return nil, usage(err)
@@ -40,6 +43,13 @@ func (t *templateFlags) render(name string) ([]byte, error) {
 	vars, err := templates.Vars(t.Vars, t.VarsFile, os.Environ())
 	if err != nil {
 		return nil, usage(err)
+	}
+	for _, v := range tm.Vars {
+		if d, ok := defaults[v.Name]; ok && d != "" {
+			if _, given := vars[v.Name]; !given {
+				vars[v.Name] = d
+			}
+		}
 	}
 	out, err := tm.Render(vars)
 	if err != nil {
@@ -54,7 +64,9 @@ func (t *templateFlags) into(in *xssec.Input) error {
 	if t.Template == "" {
 		return nil
 	}
-	raw, err := t.render(t.Template)
+	// A template's sample xsappname ("my-client") is never used: two
+	// instances of one template would collide on it.
+	raw, err := t.render(t.Template, map[string]string{"xsappname": cmp.Or(in.XSAppName, in.Instance)})
 	if err != nil {
 		return err
 	}
@@ -114,7 +126,7 @@ func newTemplatesCmd(f *Factory) *cobra.Command {
   xsprov templates render ./my-xs-security.json.tmpl --vars landscape.yaml`,
 		Args: exactArgs(1, "NAME|FILE"),
 		RunE: func(_ *cobra.Command, args []string) error {
-			out, err := tf.render(args[0])
+			out, err := tf.render(args[0], nil)
 			if err != nil {
 				return err
 			}
@@ -205,7 +217,7 @@ func validateRun(f *Factory, o *ValidateOptions) error {
 	var raw []byte
 	src := o.File
 	if o.Template != "" {
-		out, err := o.render(o.Template)
+		out, err := o.render(o.Template, nil)
 		if err != nil {
 			return err
 		}
@@ -245,4 +257,15 @@ func orNone(ps xssec.Problems) xssec.Problems {
 		return xssec.Problems{}
 	}
 	return ps
+}
+
+// gives tells whether a template variable was given (--var, --vars or
+// XSPROV_VAR_*).
+func (t *templateFlags) gives(name string) bool {
+	if t.Template == "" {
+		return false
+	}
+	vars, err := templates.Vars(t.Vars, t.VarsFile, os.Environ())
+	_, ok := vars[name]
+	return err == nil && ok
 }

@@ -37,8 +37,10 @@ type UpOptions struct {
 
 	Out, Format, EnvPrefix string
 	JSON, NoWait           bool
-	NoVerify, Verify       bool
-	ci                     ciFlags
+	// Yes consents to an update that removes or replaces something.
+	Yes              bool
+	NoVerify, Verify bool
+	ci               ciFlags
 }
 
 // outputFlags are --out, --format and --env-prefix, shared by the commands
@@ -122,7 +124,8 @@ func (o *UpOptions) register(cmd *cobra.Command) {
 	fl.StringVar(&o.Broker, "broker", "", "service broker, when several offer the offering")
 	fl.StringVar(&o.ParamsFile, "params", "", "xs-security.json with the instance parameters (flags override its fields)")
 	o.Templates.register(cmd, true)
-	fl.StringVar(&o.XSAppName, "xsappname", "", "xsappname (default: the params file's, else INSTANCE)")
+	fl.BoolVarP(&o.Yes, "yes", "y", false, "do not ask for confirmation (an update that removes or replaces parts of the descriptor; recreate)")
+	fl.StringVar(&o.XSAppName, "xsappname", "", "xsappname (default: the existing instance's, else the params file's, else INSTANCE)")
 	fl.StringVar(&o.TenantMode, "tenant-mode", "", "tenant mode: dedicated, shared or external (default dedicated)")
 	fl.StringArrayVar(&o.ForeignScopes, "foreign-scope", nil, "foreign scope reference, e.g. '$XSAPPNAME(application,other-app).Read' (repeatable)")
 	fl.StringArrayVar(&o.Tags, "tag", nil, "instance tag (repeatable)")
@@ -186,6 +189,11 @@ func (o *UpOptions) request(rep provision.Reporter, s *settings) (provision.UpRe
 	if err != nil {
 		return provision.UpRequest{}, err
 	}
+	if o.ParamsFile == "" && o.Templates.Template == "" {
+		// No whole descriptor: a new instance gets this minimal one (checked
+		// above), an existing one keeps its own with the fields given.
+		params = nil
+	}
 	for _, w := range warnings {
 		rep.Warn(w.Describe())
 	}
@@ -213,8 +221,10 @@ func (o *UpOptions) request(rep provision.Reporter, s *settings) (provision.UpRe
 		Ref:      provision.Ref{Org: s.org, Space: s.space, Instance: o.Instance},
 		Offering: o.Offering, Plan: o.Plan, Broker: o.Broker,
 		Params: params, Tags: o.Tags, Key: o.Key, KeyParams: keyParams,
-		Out:    credfile.Output{Path: o.Out, Format: o.Format, EnvPrefix: o.EnvPrefix},
-		NoWait: o.NoWait,
+		Overrides:      in.Overrides,
+		XSAppNameGiven: o.XSAppName != "" || o.Templates.gives("xsappname") || fileGives(o.ParamsFile, "xsappname"),
+		Out:            credfile.Output{Path: o.Out, Format: o.Format, EnvPrefix: o.EnvPrefix},
+		NoWait:         o.NoWait,
 	}, nil
 }
 
@@ -235,7 +245,7 @@ func upRun(ctx context.Context, f *Factory, o *UpOptions) error {
 	if err != nil {
 		return err
 	}
-	res, err := c.engine(o.Verify && !o.NoVerify && !o.NoWait, f.mask).Up(ctx, req)
+	res, err := c.engine(o.Verify && !o.NoVerify && !o.NoWait, f.mask, provision.WithConsent(f.consent(o.Yes))).Up(ctx, req)
 	if res == nil {
 		return err
 	}
@@ -290,5 +300,42 @@ func exactArgs(n int, names string) cobra.PositionalArgs {
 			return flagErrorf("expected %s, got %d argument(s)", names, len(args))
 		}
 		return nil
+	}
+}
+
+// fileGives tells whether the descriptor file sets field.
+func fileGives(path, field string) bool {
+	if path == "" {
+		return false
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	d, _ := xssec.Parse(raw)
+	_, ok := d[field]
+	return ok
+}
+
+// consent shows a change that removes or replaces parts of an instance's
+// descriptor and asks for a yes (or takes --yes off a terminal).
+func (f *Factory) consent(yes bool) func(provision.Consent) bool {
+	return func(c provision.Consent) bool {
+		rep := f.reporter()
+		if c.Blind {
+			rep.Warn("service instance " + c.Instance + ": its current descriptor is unknown; the update replaces it with:")
+		} else {
+			rep.Warn("service instance " + c.Instance + ": the update removes or replaces:")
+		}
+		for _, d := range c.Changes {
+			rep.Info("  " + d.String())
+		}
+		if yes {
+			return true
+		}
+		if !f.IO.CanPrompt() {
+			return false
+		}
+		return f.IO.Confirm("Apply this change to service instance " + c.Instance + "?")
 	}
 }

@@ -51,6 +51,11 @@ const (
 	DeleteKeys
 	// Adopt: let the spec take over an existing instance.
 	Adopt
+	// GiveWholeDescriptor: single fields cannot be merged into a descriptor
+	// that cannot be read; give all of it.
+	GiveWholeDescriptor
+	// Confirm: a change that removes or replaces something needs a yes.
+	Confirm
 	// AllowOutsidePaths: a spec writes files outside its folder.
 	AllowOutsidePaths
 	// UseX509: the output needs an x509 key.
@@ -66,7 +71,9 @@ type Remedy struct {
 	Instance string
 	Names    []string
 	Changes  []string
-	Note     string
+	// Keep maps fields to the values that keep the instance as it is.
+	Keep map[string]string
+	Note string
 }
 
 // Error is an error with a remedy.

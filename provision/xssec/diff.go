@@ -107,10 +107,15 @@ func show(path string, v any) string {
 }
 
 // Removes tells whether a diff takes anything away: a field, an element of
-// a list, or a value that is replaced.
+// a list (replacing one removes it), or an object or list that is replaced.
+// A new value of a scalar field (token-validity 3600 -> 7200) removes
+// nothing.
 func Removes(diff []DiffEntry) bool {
 	for _, d := range diff {
-		if d.Op != "add" {
+		switch {
+		case d.Op == "remove":
+			return true
+		case d.Op == "change" && (strings.HasSuffix(d.Path, "]") || strings.HasPrefix(d.Old, "{") || strings.HasPrefix(d.Old, "[")):
 			return true
 		}
 	}
