@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cloudfoundry/go-cfclient/v3/resource"
+	"github.com/xsprov/xsprov/provision/xssec"
 )
 
 // On real SAP BTP nobody can read an XSUAA instance's (or key's) parameters
@@ -98,7 +99,15 @@ func updatedByOthers(inst *resource.ServiceInstance) bool {
 	return at.IsZero() || d > time.Second || d < -time.Second
 }
 
-// matches tells whether the record says the instance holds desired.
+// Matches tells whether the record says the instance holds desired.
+func (r Record) Matches(desired map[string]any) bool {
+	if r.Descriptor != nil {
+		return len(xssec.Diff(r.Descriptor, desired)) == 0
+	}
+	return r.matches(desired)
+}
+
+// matches tells whether a digest record says the instance holds desired.
 func (r Record) matches(desired map[string]any) bool {
 	if r.Descriptor != nil {
 		return false // compared by diff instead

@@ -54,6 +54,7 @@ func (o *SpecOptions) register(cmd *cobra.Command, which string) {
 		fl.BoolVar(&o.DetailedExitCode, "detailed-exitcode", false, "exit 0 without changes, 2 with changes, 1 on error")
 	case "apply":
 		fl.BoolVar(&o.NoVerify, "no-verify", false, "do not prove written credentials with a token")
+		fl.BoolVarP(&o.Yes, "yes", "y", false, "make updates that remove or replace parts of a descriptor (the plan shows them)")
 	case "destroy":
 		fl.BoolVarP(&o.Yes, "yes", "y", false, "do not ask for confirmation")
 		fl.BoolVar(&o.DeleteSpaces, "delete-spaces", false, "also delete the spaces this spec created")
@@ -154,7 +155,9 @@ func specRun(ctx context.Context, f *Factory, which string, o *SpecOptions) erro
 	}
 	verify := which == "apply" && !o.NoVerify && (spec.Defaults.Verify == nil || *spec.Defaults.Verify)
 	runner := apply.New(c.sess, c.rep, func(s *cfapi.Session, r provision.Reporter, labels map[string]string) apply.Engine {
-		return provision.New(s, provision.WithReporter(r), provision.WithVerify(verify, c.tokenOpts), provision.WithSecretsHook(f.mask), provision.WithLabels(labels))
+		return provision.New(s, provision.WithReporter(r), provision.WithVerify(verify, c.tokenOpts), provision.WithSecretsHook(f.mask), provision.WithLabels(labels),
+			// parallel workers do not prompt: such updates need --yes
+			provision.WithConsent(func(provision.Consent) bool { return o.Yes }))
 	})
 	ao := apply.Options{Org: s.org, Parallel: o.Parallel, Prune: o.Prune, Adopt: o.Adopt, Shard: o.shard, Shards: o.shards, DeleteSpaces: o.DeleteSpaces}
 	var res *apply.Result
@@ -293,6 +296,8 @@ func firstLine(s string) string {
 // reasonText is a change's reason with the face's wording of its hint.
 func reasonText(c *apply.Change) string {
 	switch h := hintText(remedy.Remedy{Action: c.Hint}); {
+	case c.Hint == remedy.Confirm:
+		return c.Reason + "; apply needs --yes"
 	case c.Hint == remedy.Pruned:
 		return c.Reason + " (" + h + ")"
 	case h != "":

@@ -72,7 +72,7 @@ func hintText(r remedy.Remedy) string {
 	case remedy.GiveWholeDescriptor:
 		h = "give the whole descriptor with --params FILE (or --template); the fields given alone would replace it"
 	case remedy.Confirm:
-		h = "the changes are shown above; run again with --yes to make them"
+		h = "the change is shown above; run again with --yes to make it"
 	case remedy.AllowOutsidePaths:
 		h = "keep the files in the spec's folder, or pass --allow-outside-paths"
 	case remedy.UseX509:

@@ -256,12 +256,24 @@ func (w *Runner) planInstance(ctx context.Context, st *planState, in *spec.Insta
 	}
 	var params map[string]any
 	if c.Action != ActWait {
-		var err error
-		if params, err = w.s.InstanceParams(ctx, cur.GUID); err != nil {
-			c.Action, c.Reason = ActError, err.Error()
-			return out
+		// xsprov's record of what it applied spares reading the parameters
+		// (which real BTP does not allow anyway)
+		if r, ok := provision.RecordOf(cur); ok && !r.Stale && r.Descriptor != nil {
+			params = r.Descriptor
+		} else {
+			var err error
+			if params, err = w.s.InstanceParams(ctx, cur.GUID); err != nil {
+				c.Action, c.Reason = ActError, err.Error()
+				return out
+			}
 		}
 		c.params, c.paramsRead = params, true
+		if params == nil {
+			if r, ok := provision.RecordOf(cur); !ok || r.Stale || !r.Matches(in.Descriptor) {
+				c.Action, c.Hint = ActUpdate, remedy.Confirm
+				c.Reason = "its descriptor cannot be read and xsprov has no current record of it: applying replaces it"
+			}
+		}
 	}
 	if params != nil {
 		diff := xssec.Diff(params, in.Descriptor)
@@ -276,6 +288,9 @@ func (w *Runner) planInstance(ctx context.Context, st *planState, in *spec.Insta
 				c.Action = ActUpdate
 			}
 			c.Diff = diff
+			if xssec.Removes(diff) {
+				c.Reason, c.Hint = strings.TrimPrefix(c.Reason+"; it removes or replaces parts of the descriptor", "; "), remedy.Confirm
+			}
 		}
 	}
 	// Keys of an instance that stays.
