@@ -54,7 +54,7 @@ func (p *Provisioner) Status(ctx context.Context, req StatusRequest) (*Status, e
 		st.Keys = append(st.Keys, KeyState{Name: cfapi.KeyName(k, ""), GUID: k.GUID, Current: cur != nil && k.GUID == cur.GUID, CreatedAt: k.CreatedAt, LastOperation: opView(k.LastOperation)})
 	}
 	if req.Desired != nil && !cfapi.OpBusy(inst.LastOperation) {
-		current, err := p.s.InstanceParams(ctx, inst.GUID)
+		current, err := p.current(ctx, inst, nil) // the record, else read back
 		if err != nil {
 			return nil, err
 		}
