@@ -69,15 +69,19 @@ func (p *Provisioner) Down(ctx context.Context, req DownRequest) (*Result, error
 			p.rep.Info("Removed " + extra + ".")
 			res.ExtraFiles = append(res.ExtraFiles, extra)
 		}
-		err := os.Remove(req.OutPath)
+		_, statErr := os.Stat(req.OutPath)
+		gone, err := credfile.RemoveInstance(req.OutPath, req.Instance)
 		switch {
-		case err == nil:
+		case err != nil:
+			return nil, fmt.Errorf("remove credentials file: %w", err)
+		case errors.Is(statErr, os.ErrNotExist):
+			res.File, res.FileAction = req.OutPath, Absent
+		case gone:
 			p.rep.Info("Removed credentials file " + req.OutPath + ".")
 			res.File, res.FileAction = req.OutPath, Deleted
-		case errors.Is(err, os.ErrNotExist):
-			res.File, res.FileAction = req.OutPath, Absent
 		default:
-			return nil, fmt.Errorf("remove credentials file: %w", err)
+			p.rep.Info("Removed the entry of " + req.Instance + " from " + req.OutPath + "; the rest of it is kept.")
+			res.File, res.FileAction = req.OutPath, Updated
 		}
 	}
 	return res, nil

@@ -193,7 +193,14 @@ func (p *Provisioner) writeCreds(creds map[string]any, out credfile.Output, res 
 	for _, tmp := range credfile.RemoveStaleTemps(out.Path, p.s.Clock().Now()) {
 		p.rep.Info("Removed " + tmp + ", left by a write that was killed midway.")
 	}
-	switch prev, err := os.ReadFile(out.Path); {
+	prev, err := os.ReadFile(out.Path)
+	if err == nil && credfile.Shared(out.Format) {
+		// the file holds other services or environments: change only ours
+		if data, err = credfile.Merge(prev, data, out); err != nil {
+			return err
+		}
+	}
+	switch {
 	case err == nil && string(prev) == string(data):
 		res.FileAction = Unchanged
 	case err == nil:

@@ -80,12 +80,13 @@ func (w *Runner) Destroy(ctx context.Context, s *spec.Spec, o Options) (*Result,
 			continue
 		}
 		w.run(c, func() error {
-			for _, p := range append(credfile.OwnedPEMFiles(c.key.Out), c.key.Out) {
+			for _, p := range credfile.OwnedPEMFiles(c.key.Out) {
 				if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 					return err
 				}
 			}
-			return nil
+			_, err := credfile.RemoveInstance(c.key.Out, c.inst.Name)
+			return err
 		})
 	}
 	if o.DeleteSpaces {

@@ -350,7 +350,11 @@ func (w *Runner) fileDiffers(ctx context.Context, k *resource.ServiceCredentialB
 	if err != nil {
 		return true, "the key's credentials cannot be read: " + err.Error(), nil
 	}
-	want, err := credfile.Render(det.Credentials, specOutput(sk, in))
+	out := specOutput(sk, in)
+	want, err := credfile.Render(det.Credentials, out)
+	if err == nil && credfile.Shared(out.Format) {
+		want, err = credfile.Merge(prev, want, out)
+	}
 	if err != nil || string(want) != string(prev) {
 		return true, "the file differs from the key's credentials", det.Credentials
 	}
