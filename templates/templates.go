@@ -12,7 +12,6 @@ import (
 	"embed"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -20,6 +19,7 @@ import (
 	"text/template"
 	"text/template/parse"
 
+	"github.com/xsprov/xsprov/provision/infile"
 	"gopkg.in/yaml.v3"
 )
 
@@ -100,7 +100,7 @@ func Load(nameOrPath string) (Template, error) {
 	if !strings.ContainsAny(nameOrPath, `/\`) && !strings.HasSuffix(nameOrPath, ".json") && !strings.HasSuffix(nameOrPath, ".tmpl") {
 		return Template{}, &Error{Msg: fmt.Sprintf("unknown template %q (built-in: %s; a user template is a file path)", nameOrPath, strings.Join(Names(), ", "))}
 	}
-	b, err := os.ReadFile(nameOrPath)
+	b, err := infile.Read(nameOrPath, infile.Document)
 	if err != nil {
 		return Template{}, &Error{Msg: fmt.Sprintf("read template: %v", err)}
 	}
@@ -231,7 +231,7 @@ func Vars(flags []string, file string, environ []string) (map[string]string, err
 		}
 	}
 	if file != "" {
-		b, err := os.ReadFile(file)
+		b, err := infile.Read(file, infile.Small)
 		if err != nil {
 			return nil, &Error{Msg: fmt.Sprintf("--vars: %v", err)}
 		}

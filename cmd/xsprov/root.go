@@ -19,6 +19,7 @@ import (
 	"github.com/xsprov/xsprov/provision"
 	"github.com/xsprov/xsprov/provision/cfapi"
 	"github.com/xsprov/xsprov/provision/cfsim"
+	"github.com/xsprov/xsprov/provision/infile"
 	"github.com/xsprov/xsprov/provision/xsuaa"
 )
 
@@ -225,7 +226,7 @@ func (f *Factory) resolveAuth(t targetFlags, sim bool, cfHome string) (cfapi.Aut
 	case t.ClientID != "":
 		secret := f.getenv("CF_CLIENT_SECRET")
 		if t.ClientSecretFile != "" {
-			b, err := os.ReadFile(t.ClientSecretFile)
+			b, err := infile.Read(t.ClientSecretFile, infile.Small)
 			if err != nil {
 				return auth, flagErrorf("--client-secret-file: %v", err)
 			}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/xsprov/xsprov/provision"
 	"github.com/xsprov/xsprov/provision/cfapi"
+	"github.com/xsprov/xsprov/provision/infile"
 	"github.com/xsprov/xsprov/provision/xssec"
 	"github.com/xsprov/xsprov/templates"
 )
@@ -223,7 +224,7 @@ func validateRun(f *Factory, o *ValidateOptions) error {
 		}
 		raw, src = out, "template "+o.Template
 	} else {
-		b, err := os.ReadFile(o.File)
+		b, err := infile.Read(o.File, infile.Document)
 		if err != nil {
 			return cfapi.Usagef("read %s: %v", o.File, err)
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/xsprov/xsprov/provision"
 	"github.com/xsprov/xsprov/provision/cfapi"
 	"github.com/xsprov/xsprov/provision/credfile"
+	"github.com/xsprov/xsprov/provision/infile"
 	"github.com/xsprov/xsprov/provision/xsuaa"
 )
 
@@ -108,7 +109,7 @@ func loadCAs(path string) (*x509.CertPool, error) {
 	if path == "" {
 		return nil, nil
 	}
-	b, err := os.ReadFile(path)
+	b, err := infile.Read(path, infile.Document)
 	if err != nil {
 		return nil, flagErrorf("--cacert: %v", err)
 	}

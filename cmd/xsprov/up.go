@@ -13,6 +13,7 @@ import (
 
 	"github.com/xsprov/xsprov/provision"
 	"github.com/xsprov/xsprov/provision/credfile"
+	"github.com/xsprov/xsprov/provision/infile"
 	"github.com/xsprov/xsprov/provision/xssec"
 )
 
@@ -308,7 +309,7 @@ func fileGives(path, field string) bool {
 	if path == "" {
 		return false
 	}
-	raw, err := os.ReadFile(path)
+	raw, err := infile.Read(path, infile.Document)
 	if err != nil {
 		return false
 	}

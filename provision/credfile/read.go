@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/xsprov/xsprov/provision/infile"
 	"gopkg.in/yaml.v3"
 )
 
@@ -13,7 +14,7 @@ import (
 // (json, yaml, env, default-env, pem's JSON, and the client id, secret and
 // url of postman and http-client files).
 func ReadCredentials(path string) (map[string]any, error) {
-	b, err := os.ReadFile(path)
+	b, err := infile.Read(path, infile.Document)
 	if err != nil {
 		return nil, usagef("read credentials: %v", err)
 	}

@@ -3,8 +3,9 @@ package spec
 import (
 	"bytes"
 	"cmp"
+	"errors"
 	"fmt"
-	"os"
+	"io"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/xsprov/xsprov/provision/credfile"
+	"github.com/xsprov/xsprov/provision/infile"
 	"github.com/xsprov/xsprov/provision/remedy"
 )
 
@@ -50,6 +52,8 @@ var (
 
 type checker struct {
 	probs        []Problem
+	visits       int // nodes walked, aliases expanded: bounded
+	tooBig       bool
 	allowOutside bool
 	outside      bool // a path outside the spec's folder was refused
 }
@@ -68,7 +72,43 @@ func (c *checker) add(n *yaml.Node, format string, args ...any) {
 	c.probs = append(c.probs, Problem{Line: line, Column: col, Msg: fmt.Sprintf(format, args...)})
 }
 
+// maxNodes and maxBytes bound what a spec may expand to: nested YAML
+// aliases (a "billion laughs" document) grow exponentially.
+const (
+	maxNodes = 200_000
+	maxBytes = 16 << 20
+)
+
+// expanded counts the nodes and scalar bytes of n with its aliases
+// expanded, stopping once either passes its limit.
+func expanded(n *yaml.Node, nodeLimit, byteLimit int) (nodes, bytes int) {
+	var visit func(n *yaml.Node)
+	visit = func(n *yaml.Node) {
+		if n == nil || nodes > nodeLimit || bytes > byteLimit {
+			return
+		}
+		nodes++
+		bytes += len(n.Value)
+		if n.Kind == yaml.AliasNode {
+			visit(n.Alias)
+			return
+		}
+		for _, c := range n.Content {
+			visit(c)
+		}
+	}
+	visit(n)
+	return nodes, bytes
+}
+
 func (c *checker) walk(n *yaml.Node, s *shape, path string) {
+	if c.visits++; c.visits > maxNodes {
+		if !c.tooBig {
+			c.tooBig = true
+			c.add(n, "the spec expands to more than %d YAML nodes (nested aliases?)", maxNodes)
+		}
+		return
+	}
 	if n.Kind == yaml.AliasNode {
 		n = n.Alias
 	}
@@ -182,7 +222,7 @@ func find(n *yaml.Node, path ...any) *yaml.Node {
 // Load reads, checks and renders a spec. vars override its variables.
 // Every problem is reported at once (*Error, exit 2); nothing is sent.
 func Load(path string, vars map[string]string, opts ...Option) (*Spec, error) {
-	raw, err := os.ReadFile(path)
+	raw, err := infile.Read(path, infile.Document)
 	if err != nil {
 		return nil, usagef("read spec: %v", err)
 	}
@@ -214,13 +254,33 @@ func Parse(path string, raw []byte, vars map[string]string, opts ...Option) (*Sp
 	if root == nil {
 		return nil, &Error{File: path, Problems: []Problem{{Line: 1, Column: 1, Msg: "the spec is empty"}}}
 	}
-	c.walk(root, specShape, "")
-	if len(c.probs) > 0 {
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		c.add(find(&extra), "a second YAML document; a spec is one document")
+	} else if !errors.Is(err, io.EOF) {
+		c.add(nil, "after the first document: malformed YAML: %v", err)
+	}
+	if nodes, bytes := expanded(root, maxNodes, maxBytes); nodes > maxNodes || bytes > maxBytes {
+		c.add(root, "the spec expands to more than %d YAML nodes or %d MiB (nested aliases?)", maxNodes, maxBytes>>20)
 		return nil, c.err(path)
 	}
+	c.walk(root, specShape, "")
+	if c.tooBig {
+		return nil, c.err(path)
+	}
+	// Unknown fields and wrong types do not stop the check: every problem
+	// is reported in one run, when the rest can still be read.
 	var s Spec
 	if err := root.Decode(&s); err != nil {
-		return nil, &Error{File: path, Problems: []Problem{{Line: root.Line, Column: root.Column, Msg: err.Error()}}}
+		// yaml.v3 decodes what it can around a type error; the walk has
+		// reported those at their lines, so the rest is checked too
+		var te *yaml.TypeError
+		if !errors.As(err, &te) || len(c.probs) == 0 {
+			if len(c.probs) == 0 {
+				c.add(root, "%v", err)
+			}
+			return nil, c.sorted(path)
+		}
 	}
 	s.File = path
 	for k, v := range vars {
@@ -231,10 +291,20 @@ func Parse(path string, raw []byte, vars map[string]string, opts ...Option) (*Sp
 	}
 	s.check(c, root)
 	if len(c.probs) > 0 {
-		sort.SliceStable(c.probs, func(i, j int) bool { return c.probs[i].Line < c.probs[j].Line })
-		return nil, c.err(path)
+		return nil, c.sorted(path)
 	}
 	return &s, nil
+}
+
+// sorted is the error with the problems in the order of the file.
+func (c *checker) sorted(path string) *Error {
+	sort.SliceStable(c.probs, func(i, j int) bool {
+		if c.probs[i].Line != c.probs[j].Line {
+			return c.probs[i].Line < c.probs[j].Line
+		}
+		return c.probs[i].Column < c.probs[j].Column
+	})
+	return c.err(path)
 }
 
 func asTypeError(err error, te **yaml.TypeError) bool {

@@ -1,14 +1,15 @@
 package spec
 
 import (
+	"fmt"
 	"hash/fnv"
-	"os"
 	"path/filepath"
 	"strings"
 	"text/template"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/xsprov/xsprov/provision/infile"
 	"github.com/xsprov/xsprov/provision/xssec"
 	"github.com/xsprov/xsprov/templates"
 )
@@ -77,7 +78,7 @@ func (s *Spec) render(c *checker, in *Instance, n *yaml.Node) {
 		if !filepath.IsAbs(p) {
 			p = filepath.Join(filepath.Dir(s.File), p)
 		}
-		raw, err := os.ReadFile(p)
+		raw, err := infile.Read(p, infile.Document)
 		if err != nil {
 			c.add(at, "instance %q: %v", in.Name, err)
 			return
@@ -99,7 +100,8 @@ func (s *Spec) render(c *checker, in *Instance, n *yaml.Node) {
 	}
 	if in.Offering == "xsuaa" {
 		for _, p := range xssec.Validate(d).Errors() {
-			c.add(at, "instance %q: descriptor %s: %s", in.Name, p.Path, p.Message)
+			// inline parameters: at the offending field itself
+			c.add(orNode(nodeAt(at, p.Path, in.Parameters != nil), at), "instance %q: descriptor %s: %s", in.Name, p.Path, p.Message)
 		}
 	}
 	in.Descriptor = xssec.Normalize(d).(map[string]any)
@@ -114,4 +116,28 @@ func InShard(space, name string, i, n int) bool {
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(strings.ToLower(space) + "/" + name))
 	return int(h.Sum32()%uint32(n)) == i-1
+}
+
+// nodeAt is the node of a descriptor's JSON path ($.scopes[0].name) under
+// an inline parameters mapping; nil when it is not there (or not inline).
+func nodeAt(params *yaml.Node, jsonPath string, inline bool) *yaml.Node {
+	if !inline || params == nil {
+		return nil
+	}
+	var steps []any
+	for _, part := range strings.Split(strings.TrimPrefix(jsonPath, "$"), ".") {
+		name, idx, _ := strings.Cut(part, "[")
+		if name != "" {
+			steps = append(steps, name)
+		}
+		for idx != "" {
+			var n int
+			if _, err := fmt.Sscanf(idx, "%d]", &n); err != nil {
+				return nil
+			}
+			steps = append(steps, n)
+			_, idx, _ = strings.Cut(idx, "[")
+		}
+	}
+	return find(params, steps...)
 }

@@ -2,8 +2,10 @@ package spec
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -79,22 +81,14 @@ keys:
 	if !errors.As(err, &se) {
 		t.Fatalf("err = %v", err)
 	}
-	// Structure first: the unknown fields and types are reported alone.
-	want := []string{
+	// One run reports every problem: structure (unknown fields, types) and
+	// meaning alike, in the order of the file.
+	structure := []string{
 		`3:1: unknown field "colour"`,
 		`4:34: defaults.verify must be true or false`,
 		`28:5: unknown field "tenant"`,
 	}
-	checkProblems(t, se, want)
-	// With the structure fixed, every semantic problem at once.
-	spec = strings.Replace(spec, "colour: red\n", "", 1)
-	spec = strings.Replace(spec, ", verify: maybe", "", 1)
-	spec = strings.Replace(spec, "    tenant: x\n", "", 1)
-	_, err = Parse(path, []byte(spec), nil)
-	if !errors.As(err, &se) {
-		t.Fatalf("err = %v", err)
-	}
-	checkProblems(t, se, []string{
+	semantic := []string{
 		`1:13: apiVersion must be "xsprov/v1", got "xsprov/v2"`,
 		`2:18: metadata.name "bad name"`,
 		`3:20: defaults.format "toml"`,
@@ -102,8 +96,8 @@ keys:
 		`8:11: space "DEV" is listed twice`,
 		`12:15: instance "a": unknown template "nonexistent"`,
 		`16:23: instance "b": vars.xsappname:`,
-		`19:17: instance "c": descriptor $.scopes[0].name`,
-		`19:17: instance "c": descriptor $.xsappname`,
+		`19:56: instance "c": descriptor $.scopes[0].name`,
+		`19:29: instance "c": descriptor $.xsappname`,
 		`21:27: format "xml" is not one of`,
 		`22:16: key "k" of instance "c" is listed twice`,
 		`22:24: out `,
@@ -113,7 +107,24 @@ keys:
 		`26:21: instance "d": `,
 		`27:5: instance "e": give one of template, parameters or parametersFile`,
 		`32:16: key "k" refers to instance "nobody"`,
-	})
+	}
+	for _, w := range structure {
+		if !strings.Contains(se.Error(), w) {
+			t.Errorf("problems lack %q:\n%s", w, se.Error())
+		}
+	}
+	if len(se.Problems) != len(structure)+len(semantic) {
+		t.Errorf("%d problems in one run, want %d:\n%s", len(se.Problems), len(structure)+len(semantic), se.Error())
+	}
+	// With the structure fixed, the same semantic problems.
+	spec = strings.Replace(spec, "colour: red\n", "", 1)
+	spec = strings.Replace(spec, ", verify: maybe", "", 1)
+	spec = strings.Replace(spec, "    tenant: x\n", "", 1)
+	_, err = Parse(path, []byte(spec), nil)
+	if !errors.As(err, &se) {
+		t.Fatalf("err = %v", err)
+	}
+	checkProblems(t, se, semantic)
 }
 
 func checkProblems(t *testing.T, se *Error, want []string) {
@@ -178,4 +189,70 @@ func FuzzParseSpec(f *testing.F) {
 			}
 		}
 	})
+}
+
+// aliasBomb is a small document whose nested aliases expand to 10^levels
+// copies of a 1 KB string.
+func aliasBomb(where string, levels int) string {
+	var b strings.Builder
+	b.WriteString("apiVersion: xsprov/v1\nvariables:\n  x0: &a0 " + strings.Repeat("x", 1000) + "\n")
+	b.WriteString("instances:\n  - name: i\n    space: dev\n")
+	prev := "a0"
+	var defs strings.Builder
+	for i := 1; i <= levels; i++ {
+		fmt.Fprintf(&defs, "      l%d: &a%d [", i, i)
+		for j := 0; j < 10; j++ {
+			if j > 0 {
+				defs.WriteString(", ")
+			}
+			defs.WriteString("*" + prev)
+		}
+		defs.WriteString("]\n")
+		prev = fmt.Sprintf("a%d", i)
+	}
+	switch where {
+	case "tags":
+		fmt.Fprintf(&b, "    parameters:\n      xsappname: i\n%s    tags: *a%d\n", defs.String(), levels)
+	default:
+		fmt.Fprintf(&b, "    parameters:\n      xsappname: i\n%s      all: *a%d\n", defs.String(), levels)
+	}
+	return b.String()
+}
+
+// TestAliasBombIsBounded: nested aliases are an error, quickly and in
+// little memory (a 20 KB spec took 2.7 GB before).
+func TestAliasBombIsBounded(t *testing.T) {
+	for _, c := range []struct {
+		where  string
+		levels int
+	}{{"tags", 9}, {"parameters", 9}, {"parameters", 5}} {
+		where := c.where
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		_, err := Parse("bomb.yaml", []byte(aliasBomb(where, c.levels)), nil)
+		runtime.ReadMemStats(&after)
+		var usage interface{ Usage() bool }
+		if err == nil || !errors.As(err, &usage) {
+			t.Errorf("%s: err = %v, want a usage error", where, err)
+		}
+		if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 100<<20 {
+			t.Errorf("%s: %d MB allocated", where, alloc>>20)
+		}
+	}
+}
+
+// TestSpecInputsAreBounded: a parameters file that never ends is an error,
+// and so is a second YAML document.
+func TestSpecInputsAreBounded(t *testing.T) {
+	if _, err := os.Stat("/dev/zero"); err == nil {
+		_, err := Parse(filepath.Join(t.TempDir(), "s.yaml"), []byte("apiVersion: xsprov/v1\ninstances:\n  - {name: z, space: dev, parametersFile: /dev/zero}\n"), nil, AllowOutsidePaths())
+		if err == nil || !strings.Contains(err.Error(), "larger than") {
+			t.Errorf("/dev/zero: %v", err)
+		}
+	}
+	_, err := Parse("two.yaml", []byte("apiVersion: xsprov/v1\n---\napiVersion: xsprov/v1\n"), nil)
+	if err == nil || !strings.Contains(err.Error(), "3:1: a second YAML document") {
+		t.Errorf("two documents: %v", err)
+	}
 }

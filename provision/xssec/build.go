@@ -2,7 +2,8 @@ package xssec
 
 import (
 	"fmt"
-	"os"
+
+	"github.com/xsprov/xsprov/provision/infile"
 )
 
 // Input are the ways a user gives the descriptor.
@@ -28,7 +29,7 @@ func Build(in Input) (map[string]any, Problems, error) {
 	}
 	if in.File != "" {
 		src = in.File
-		raw, err := os.ReadFile(in.File)
+		raw, err := infile.Read(in.File, infile.Document)
 		if err != nil {
 			return nil, nil, usagef("read parameters file: %v", err)
 		}

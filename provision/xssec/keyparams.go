@@ -4,8 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"os"
 	"strings"
+
+	"github.com/xsprov/xsprov/provision/infile"
 )
 
 // ParseKeyParams reads key parameters given as a file path or inline JSON;
@@ -16,7 +17,7 @@ func ParseKeyParams(where, v string) (map[string]any, error) {
 	}
 	raw := []byte(v)
 	if t := strings.TrimSpace(v); !strings.HasPrefix(t, "{") {
-		b, err := os.ReadFile(v)
+		b, err := infile.Read(v, infile.Small)
 		if err != nil {
 			return nil, usagef("%s: %q is neither inline JSON nor a readable file: %v", where, v, err)
 		}
