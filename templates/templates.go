@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -256,4 +257,87 @@ func Vars(flags []string, file string, environ []string) (map[string]string, err
 		out[k] = v
 	}
 	return out, nil
+}
+
+// Values are template variables and where they came from.
+type Values struct {
+	// Given by --var and --vars: a name the template does not know is an
+	// error.
+	Given map[string]string
+	// Env are XSPROV_VAR_<NAME> variables: their names match the template's
+	// variables regardless of case (environments spell them in capitals),
+	// and names a template does not know are ignored.
+	Env map[string]string
+}
+
+// ReadValues reads the variables of --var flags, a --vars file and the
+// environment.
+func ReadValues(flags []string, file string, environ []string) (Values, error) {
+	given, err := Vars(flags, file, nil)
+	if err != nil {
+		return Values{}, err
+	}
+	env, _ := Vars(nil, "", environ)
+	return Values{Given: given, Env: env}, nil
+}
+
+// Has tells whether the variable name was given (in any case from the
+// environment).
+func (v Values) Has(name string) bool {
+	if _, ok := v.Given[name]; ok {
+		return true
+	}
+	for k := range v.Env {
+		if strings.EqualFold(k, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// Names are the template's variables: declared and used.
+func (t Template) Names() ([]string, error) {
+	refs, err := referenced(t.Name, t.Source)
+	if err != nil {
+		return nil, err
+	}
+	names := slices.Clone(refs)
+	for _, v := range t.Vars {
+		if !slices.Contains(names, v.Name) {
+			names = append(names, v.Name)
+		}
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// RenderValues renders with v: environment variables matched to the
+// template's names regardless of case, given ones over them; a given name
+// the template does not know is an error that lists the ones it knows.
+func (t Template) RenderValues(v Values) ([]byte, error) {
+	names, err := t.Names()
+	if err != nil {
+		return nil, err
+	}
+	vars := map[string]string{}
+	for k, val := range v.Env {
+		for _, n := range names {
+			if strings.EqualFold(k, n) {
+				vars[n] = val
+			}
+		}
+	}
+	var unknown []string
+	for k, val := range v.Given {
+		if !slices.Contains(names, k) {
+			unknown = append(unknown, k)
+			continue
+		}
+		vars[k] = val
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return nil, &Error{Msg: fmt.Sprintf("template %s has no variable %s; its variables are %s", t.Name, strings.Join(unknown, ", "), strings.Join(names, ", "))}
+	}
+	return t.Render(vars)
 }

@@ -150,3 +150,25 @@ func FuzzRender(f *testing.F) {
 		}
 	})
 }
+
+// TestRenderValues: an unknown --var is an error that lists the template's
+// variables; XSPROV_VAR_* names match regardless of case, and environment
+// names the template does not know are ignored.
+func TestRenderValues(t *testing.T) {
+	tm, err := Load("backend-service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = tm.RenderValues(Values{Given: map[string]string{"xsapname": "typo"}})
+	if err == nil || !strings.Contains(err.Error(), "has no variable xsapname; its variables are") || !strings.Contains(err.Error(), "xsappname") {
+		t.Errorf("unknown --var: %v", err)
+	}
+	vals, err := ReadValues(nil, "", []string{"XSPROV_VAR_XSAPPNAME=from-env", "XSPROV_VAR_PROVIDER_APP=orders", "XSPROV_VAR_UNRELATED=x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := tm.RenderValues(vals)
+	if err != nil || !strings.Contains(string(out), `"xsappname": "from-env"`) || !strings.Contains(string(out), "$XSAPPNAME(application,orders)") {
+		t.Errorf("environment in capitals: %v\n%s", err, out)
+	}
+}

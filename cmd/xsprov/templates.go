@@ -41,18 +41,16 @@ func (t *templateFlags) render(name string, defaults map[string]string) ([]byte,
 	if err != nil {
 		return nil, usage(err)
 	}
-	vars, err := templates.Vars(t.Vars, t.VarsFile, os.Environ())
+	vals, err := templates.ReadValues(t.Vars, t.VarsFile, os.Environ())
 	if err != nil {
 		return nil, usage(err)
 	}
 	for _, v := range tm.Vars {
-		if d, ok := defaults[v.Name]; ok && d != "" {
-			if _, given := vars[v.Name]; !given {
-				vars[v.Name] = d
-			}
+		if d, ok := defaults[v.Name]; ok && d != "" && !vals.Has(v.Name) {
+			vals.Given[v.Name] = d
 		}
 	}
-	out, err := tm.Render(vars)
+	out, err := tm.RenderValues(vals)
 	if err != nil {
 		return nil, usage(err)
 	}
@@ -266,7 +264,6 @@ func (t *templateFlags) gives(name string) bool {
 	if t.Template == "" {
 		return false
 	}
-	vars, err := templates.Vars(t.Vars, t.VarsFile, os.Environ())
-	_, ok := vars[name]
-	return err == nil && ok
+	vals, err := templates.ReadValues(t.Vars, t.VarsFile, os.Environ())
+	return err == nil && vals.Has(name)
 }

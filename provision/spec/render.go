@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/template"
 
@@ -41,9 +42,12 @@ func (s *Spec) render(c *checker, in *Instance, n *yaml.Node) {
 			c.add(at, "instance %q: %v", in.Name, err)
 			return
 		}
-		vars := map[string]string{}
-		for k, v := range s.Variables {
-			vars[k] = v
+		// The spec's variables serve every template (a name one does not use
+		// is fine); an instance's vars are for its template (an unknown name
+		// is an error).
+		vals := templates.Values{Given: map[string]string{}, Env: s.Variables}
+		if _, ok := in.Vars["xsappname"]; !ok && !hasFold(s.Variables, "xsappname") {
+			vals.Given["xsappname"] = in.Name // never the template's sample value
 		}
 		for k, v := range in.Vars {
 			// An instance's vars may use the spec's variables.
@@ -59,9 +63,12 @@ func (s *Spec) render(c *checker, in *Instance, n *yaml.Node) {
 				}
 				v = b.String()
 			}
-			vars[k] = v
+			vals.Given[k] = v
 		}
-		raw, err := tm.Render(vars)
+		if names, err := tm.Names(); err == nil && !slices.Contains(names, "xsappname") {
+			delete(vals.Given, "xsappname")
+		}
+		raw, err := tm.RenderValues(vals)
 		if err != nil {
 			c.add(at, "instance %q: %v", in.Name, err)
 			return
@@ -140,4 +147,13 @@ func nodeAt(params *yaml.Node, jsonPath string, inline bool) *yaml.Node {
 		}
 	}
 	return find(params, steps...)
+}
+
+func hasFold(m map[string]string, name string) bool {
+	for k := range m {
+		if strings.EqualFold(k, name) {
+			return true
+		}
+	}
+	return false
 }
