@@ -207,7 +207,8 @@ func TestBrokerRules(t *testing.T) {
 		{"chars", `{"xsappname":"a b"}`, "$.xsappname"},
 		{"mode", `{"xsappname":"a2","tenant-mode":"solo"}`, "$.tenant-mode"},
 		{"unknown", `{"xsappname":"a3","colour":"red"}`, `Unrecognized field "colour"`},
-		{"scope", `{"xsappname":"a4","scopes":[{"name":"Read"}]}`, "must start with $XSAPPNAME."},
+		{"scope", `{"xsappname":"a4","scopes":[{"name":"$XSAPPNAME..Read"}]}`, "must not start with '.'"},
+		{"null", `{"xsappname":"a7","oauth2-configuration":{"redirect-uris":null}}`, "not null"},
 		{"ref", `{"xsappname":"a5","role-templates":[{"name":"V","scope-references":["$XSAPPNAME.Nope"]}]}`, "not defined in scopes"},
 		{"foreign", `{"xsappname":"a6","foreign-scope-references":["$XSAPPNAME(broker,x).Read"]}`, "only application is allowed"},
 	}

@@ -59,7 +59,7 @@ instances:
     vars: {xsappname: "{{ .missing }}"}
   - name: c
     space: dev
-    parameters: {xsappname: "bad app", scopes: [{name: Read}]}
+    parameters: {xsappname: "bad app", scopes: [{name: $XSAPPNAME..R}]}
     keys:
       - {name: k, format: xml, out: same.json}
       - {name: k, out: same.json, rotate: {maxAge: soon}}

@@ -31,7 +31,9 @@ func (v *validator) scopes(d map[string]any) map[string]bool {
 			v.errf(p+".name", "is required")
 			continue
 		case !strings.HasPrefix(name, "$XSAPPNAME."):
-			v.errf(p+".name", "%q must start with $XSAPPNAME.", name)
+			// the documented form, but the real broker accepts others (a scope
+			// "uaa.user" was recorded as accepted): warn, do not refuse
+			v.warnf(p+".name", "%q does not start with $XSAPPNAME. (the documented form for an application's own scopes)", name)
 		default:
 			rest := strings.TrimPrefix(name, "$XSAPPNAME.")
 			if rest == "" || strings.HasPrefix(rest, ".") || !reScopeRest.MatchString(rest) {
@@ -250,7 +252,14 @@ func (v *validator) refList(d map[string]any, field, accept string, max int) {
 		}
 		m := reForeignScope.FindStringSubmatch(s)
 		if m == nil {
-			v.errf(ip, "%s is not %s or of the form $XSAPPNAME(application,<xsappname>).<scope>", jsonText(it), accept)
+			if _, isStr := it.(string); !isStr || strings.HasPrefix(s, "$XSAPPNAME(") {
+				// not a string, or a malformed reference: certain
+				v.errf(ip, "%s is not %s or of the form $XSAPPNAME(application,<xsappname>).<scope>", jsonText(it), accept)
+				continue
+			}
+			// the real broker accepts more than the documented forms
+			// (["user_attributes"] was recorded as accepted): warn
+			v.warnf(ip, "%s is not %s or of the form $XSAPPNAME(application,<xsappname>).<scope>", jsonText(it), accept)
 			continue
 		}
 		if m[1] != "application" {
@@ -338,7 +347,16 @@ func (v *validator) intRange(obj map[string]any, field, parent string, lo, hi in
 // array returns obj[field] as an array; a present non-array is an error.
 func (v *validator) array(obj map[string]any, field, p string) ([]any, bool) {
 	raw, ok := obj[field]
-	if !ok || raw == nil {
+	if ok && raw == nil {
+		// the broker rejects these as null, after the instance exists
+		if nullRefused[field] {
+			v.errf(p, "must be an array, not null (the broker rejects null here)")
+		} else {
+			v.warnf(p, "is null; leave the field out instead")
+		}
+		return nil, false
+	}
+	if !ok {
 		return nil, false
 	}
 	arr, isArr := raw.([]any)
@@ -356,3 +374,6 @@ func (v *validator) onlyFields(obj map[string]any, p string, allowed ...string) 
 		}
 	}
 }
+
+// nullRefused are the arrays the broker rejects as null.
+var nullRefused = map[string]bool{"credential-types": true, "redirect-uris": true, "scope-references": true}

@@ -37,7 +37,12 @@ func TestValidateRules(t *testing.T) {
 		{"xsappname type", `{"xsappname":5}`, "$.xsappname", "must be a string"},
 		{"tenant mode", `{"xsappname":"a","tenant-mode":"multi"}`, "$.tenant-mode", "not one of"},
 		{"unknown field", `{"xsappname":"a","colour":1}`, "$.colour", "unrecognized field"},
-		{"scope prefix", `{"xsappname":"a","scopes":[{"name":"Read"}]}`, "$.scopes[0].name", "must start with $XSAPPNAME."},
+		{"scope uaa.user (accepted by the real broker)", `{"xsappname":"a","scopes":[{"name":"uaa.user"}],"role-templates":[{"name":"U","scope-references":["uaa.user"]}]}`, "", ""},
+		{"foreign user_attributes (accepted by the real broker)", `{"xsappname":"a","foreign-scope-references":["user_attributes"]}`, "", ""},
+		{"null credential types", `{"xsappname":"a","oauth2-configuration":{"credential-types":null}}`, "$.oauth2-configuration.credential-types", "not null"},
+		{"null redirect uris", `{"xsappname":"a","oauth2-configuration":{"redirect-uris":null}}`, "$.oauth2-configuration.redirect-uris", "not null"},
+		{"null scope references", `{"xsappname":"a","scopes":[{"name":"$XSAPPNAME.R"}],"role-templates":[{"name":"V","scope-references":null}]}`, "$.role-templates[0].scope-references", "not null"},
+		{"foreign ref not a string", `{"xsappname":"a","foreign-scope-references":[1]}`, "$.foreign-scope-references[0]", "is not $ACCEPT_GRANTED_SCOPES"},
 		{"scope chars", `{"xsappname":"a","scopes":[{"name":"$XSAPPNAME.Re ad"}]}`, "$.scopes[0].name", "after $XSAPPNAME."},
 		{"scope leading dot", `{"xsappname":"a","scopes":[{"name":"$XSAPPNAME..Read"}]}`, "$.scopes[0].name", "must not start"},
 		{"scope duplicate", `{"xsappname":"a","scopes":[{"name":"$XSAPPNAME.R"},{"name":"$XSAPPNAME.R"}]}`, "$.scopes[1].name", "duplicate"},
@@ -54,9 +59,7 @@ func TestValidateRules(t *testing.T) {
 		{"attribute name", `{"xsappname":"a","attributes":[{"name":"A-B","valueType":"s"}]}`, "$.attributes[0].name", "letters"},
 		{"attribute value required", `{"xsappname":"a","attributes":[{"name":"A","valueType":"s","valueRequired":"yes"}]}`, "$.attributes[0].valueRequired", "true or false"},
 		{"too many attributes", `{"xsappname":"a","attributes":` + many(MaxAttributes+1, `{"name":"A%d","valueType":"s"}`) + `}`, "$.attributes", "at most 50"},
-		{"foreign ref syntax", `{"xsappname":"a","foreign-scope-references":["other.Read"]}`, "$.foreign-scope-references[0]", "not $ACCEPT_GRANTED_SCOPES"},
 		{"foreign ref plan", `{"xsappname":"a","foreign-scope-references":["$XSAPPNAME(broker,x).Read"]}`, "$.foreign-scope-references[0]", "only application"},
-		{"authorities", `{"xsappname":"a","authorities":["$ACCEPT_GRANTED_SCOPES"]}`, "$.authorities[0]", "not $ACCEPT_GRANTED_AUTHORITIES"},
 		{"token validity low", `{"xsappname":"a","oauth2-configuration":{"token-validity":59}}`, "$.oauth2-configuration.token-validity", "outside"},
 		{"token validity high", `{"xsappname":"a","oauth2-configuration":{"token-validity":86401}}`, "$.oauth2-configuration.token-validity", "outside"},
 		{"token validity type", `{"xsappname":"a","oauth2-configuration":{"token-validity":"1h"}}`, "$.oauth2-configuration.token-validity", "number"},
@@ -87,9 +90,12 @@ func TestValidateRules(t *testing.T) {
 }
 
 func TestEveryProblemAtOnce(t *testing.T) {
-	ps := ValidateJSON([]byte(`{"xsappname":"a b","tenant-mode":"x","scopes":[{"name":"R"}],"colour":1}`)).Errors()
-	if len(ps) != 4 {
-		t.Errorf("got %d problems, want 4: %v", len(ps), ps)
+	all := ValidateJSON([]byte(`{"xsappname":"a b","tenant-mode":"x","scopes":[{"name":"R"}],"colour":1}`))
+	if ps := all.Errors(); len(ps) != 3 {
+		t.Errorf("got %d errors, want 3: %v", len(ps), ps)
+	}
+	if ws := all.Warnings(); len(ws) != 1 {
+		t.Errorf("got %d warnings, want 1 (the scope without $XSAPPNAME.): %v", len(ws), ws)
 	}
 }
 
@@ -149,4 +155,19 @@ func FuzzParseKeyParams(f *testing.F) {
 			t.Fatalf("%q: no error and no object", s)
 		}
 	})
+}
+
+// TestUncertainRulesWarn: forms the documentation asks for but the real
+// broker was seen to accept are warnings, never refusals.
+func TestUncertainRulesWarn(t *testing.T) {
+	for _, c := range []struct{ json, path string }{
+		{`{"xsappname":"a","scopes":[{"name":"Read"}]}`, "$.scopes[0].name"},
+		{`{"xsappname":"a","foreign-scope-references":["other.Read"]}`, "$.foreign-scope-references[0]"},
+		{`{"xsappname":"a","authorities":["$ACCEPT_GRANTED_SCOPES"]}`, "$.authorities[0]"},
+	} {
+		ps := ValidateJSON([]byte(c.json))
+		if len(ps.Errors()) != 0 || len(ps.Warnings()) != 1 || ps.Warnings()[0].Path != c.path {
+			t.Errorf("%s: %v", c.json, ps)
+		}
+	}
 }
