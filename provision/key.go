@@ -83,6 +83,15 @@ func (p *Provisioner) createKey(ctx context.Context, inst *resource.ServiceInsta
 		}
 		raw := json.RawMessage(b)
 		create.Parameters = &raw
+		// remembered on the key: real BTP does not give them back (90007),
+		// and a rotation creates the next key with them
+		if len(b) <= maxAnnotation {
+			if create.Metadata == nil {
+				create.Metadata = &resource.Metadata{}
+			}
+			rec := string(b)
+			create.Metadata.Annotations = map[string]*string{AnnotationKeyParameters: &rec}
+		}
 	}
 	jobGUID, _, err := p.s.CF.ServiceCredentialBindings.Create(ctx, create)
 	switch {

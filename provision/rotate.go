@@ -67,10 +67,9 @@ func (p *Provisioner) rotate(ctx context.Context, t cfapi.Target, inst *resource
 	if old != nil {
 		res.Replaced = *old.Name
 		if params == nil {
-			if raw, err := p.s.CF.ServiceCredentialBindings.GetParameters(ctx, old.GUID); err == nil && raw != nil {
-				params = map[string]any{}
-				_ = json.Unmarshal(*raw, &params)
-			}
+			// the old key's parameters as xsprov recorded them (real BTP
+			// does not let them be read back)
+			params = keyParamsOf(old)
 		}
 	}
 	now := p.s.Clock().Now()
@@ -110,6 +109,9 @@ func (p *Provisioner) rotate(ctx context.Context, t cfapi.Target, inst *resource
 	r.creds = det.Credentials
 	r.Instance.Name = req.Instance
 	p.secrets(det.Credentials)
+	if shared, err := p.sharesSecret(ctx, old, det.Credentials); err != nil || shared {
+		return nil, p.notRotated(ctx, key, req.Instance, keep, err)
+	}
 	if err := p.verify(ctx, r); err != nil {
 		if derr := p.deleteKey(ctx, key, req.Instance); derr != nil {
 			return nil, remedy.With(fmt.Errorf("rotate: the new key %q does not work, and deleting it failed (%v): %w", name, derr, err),
@@ -218,4 +220,45 @@ func (p *Provisioner) ownNewKey(ctx context.Context, instGUID, name string, caus
 		return k, nil
 	}
 	return nil, cause
+}
+
+// keyParamsOf are the parameters xsprov recorded on a key; nil when none.
+func keyParamsOf(k *resource.ServiceCredentialBinding) map[string]any {
+	if k.Metadata == nil || k.Metadata.Annotations[AnnotationKeyParameters] == nil {
+		return nil
+	}
+	var m map[string]any
+	if json.Unmarshal([]byte(*k.Metadata.Annotations[AnnotationKeyParameters]), &m) != nil {
+		return nil
+	}
+	return m
+}
+
+// sharesSecret tells whether new credentials are the instance's one shared
+// secret (credential-type instance-secret, or the old key's very client id
+// and secret): then a new key rotates nothing.
+func (p *Provisioner) sharesSecret(ctx context.Context, old *resource.ServiceCredentialBinding, creds map[string]any) (bool, error) {
+	if ct, _ := creds["credential-type"].(string); ct != "" || old == nil || creds["clientsecret"] == nil {
+		return ct == "instance-secret", nil
+	}
+	det, err := p.s.CF.ServiceCredentialBindings.GetDetails(ctx, old.GUID)
+	if err != nil {
+		return false, cfapi.Classify("read credentials of key "+quote(*old.Name), err)
+	}
+	return det.Credentials["clientid"] == creds["clientid"] && det.Credentials["clientsecret"] == creds["clientsecret"], nil
+}
+
+// notRotated removes the useless new key of an instance-secret instance and
+// says why nothing was rotated.
+func (p *Provisioner) notRotated(ctx context.Context, key *resource.ServiceCredentialBinding, instance, keep string, cause error) error {
+	if cause != nil {
+		return cause
+	}
+	err := fmt.Errorf("rotate: service instance %q issues instance-secret credentials: every key shares one client id and secret, so a new key rotates nothing; the new key was deleted again", instance)
+	r := remedy.Remedy{Action: remedy.MoveOffInstanceSecret, Instance: instance, Note: keep}
+	if derr := p.deleteKey(ctx, key, instance); derr != nil {
+		err = fmt.Errorf("rotate: service instance %q issues instance-secret credentials (a new key rotates nothing), and deleting the new key failed: %w", instance, derr)
+		r.Names = []string{cfapi.KeyName(key, "")}
+	}
+	return remedy.With(err, r)
 }

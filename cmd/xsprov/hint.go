@@ -71,6 +71,11 @@ func hintText(r remedy.Remedy) string {
 		h = "adopt it with --adopt"
 	case remedy.GiveWholeDescriptor:
 		h = "give the whole descriptor with --params FILE (or --template); the fields given alone would replace it"
+	case remedy.MoveOffInstanceSecret:
+		h = "let the instance issue binding-secret (or x509) keys: put it first in oauth2-configuration.credential-types of its descriptor and apply that with 'xsprov up " + r.Instance + " --params FILE', then rotate"
+		if len(r.Names) > 0 {
+			h += "; delete the leftover key with 'cf delete-service-key " + r.Instance + " " + r.Names[0] + " -f'"
+		}
 	case remedy.Confirm:
 		h = "the change is shown above; run again with --yes to make it"
 	case remedy.AllowOutsidePaths:

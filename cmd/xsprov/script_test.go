@@ -159,6 +159,13 @@ func TestScripts(t *testing.T) {
 					}
 				}
 			},
+			// calls 'METHOD PATTERN' N: the simulator served that call N times.
+			"calls": func(ts *testscript.TestScript, neg bool, args []string) {
+				want, _ := strconv.Atoi(args[1])
+				if got := int(scriptSimOf(ts).Counts().ByCall[args[0]]); (got == want) == neg {
+					ts.Fatalf("%s served %d times, want %d", args[0], got, want)
+				}
+			},
 			// age FILE DURATION: set the file's modification time that far back.
 			"age": func(ts *testscript.TestScript, neg bool, args []string) {
 				d, err := time.ParseDuration(args[1])

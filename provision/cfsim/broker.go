@@ -104,18 +104,11 @@ func (s *Sim) brokerBind(j *Job, i *Instance, k *Key) {
 	if ct == "" {
 		ct = enabled[0]
 	}
-	for key := range k.Params {
-		if key != "credential-type" && key != "x509" && key != "hide-secret" && key != "xsuaa" {
-			s.failEarly(j, "Error creating binding (Unrecognized field \""+key+"\")")
-			return
-		}
-	}
+	// Key parameters the broker does not know are ignored (recorded on
+	// real BTP), not rejected.
 	switch {
-	case ct == "instance-secret":
-		s.failEarly(j, "Error creating binding (credential-type instance-secret is not supported for new bindings)")
-		return
-	case ct != "binding-secret" && ct != "x509":
-		s.failEarly(j, "Error creating binding (credential-type "+ct+" is not one of binding-secret, x509)")
+	case ct != "binding-secret" && ct != "x509" && ct != "instance-secret":
+		s.failEarly(j, "Error creating binding (credential-type "+ct+" is not one of binding-secret, x509, instance-secret)")
 		return
 	case !slices.Contains(enabled, ct):
 		s.failEarly(j, "Error creating binding (credential-type "+ct+" is not enabled in oauth2-configuration.credential-types of "+i.AppID+")")

@@ -64,10 +64,17 @@ func (s *Sim) issueCredentials(k *Key) error {
 		}
 		c["certificate"], c["key"] = certPEM, keyPEM
 		c["certificate-pinning"] = true
-	default:
-		if hs, _ := k.Params["hide-secret"].(string); hs != "true" {
-			c["clientsecret"] = s.secret()
+	case "instance-secret":
+		// every key of the instance has the same client id and secret
+		if i.InstanceSecret == "" {
+			i.InstanceSecret = s.secret()
 		}
+		c["clientsecret"] = i.InstanceSecret
+	default:
+		if hide(k.Params["hide-secret"]) {
+			break
+		}
+		c["clientsecret"] = s.secret()
 	}
 	k.Creds = c
 	return nil
@@ -229,3 +236,7 @@ func (s *Sim) CACertPEM() (string, error) {
 	}
 	return s.st.CACert, nil
 }
+
+// hide reads hide-secret, a string "true" or (as brokers take it too) a JSON
+// boolean.
+func hide(v any) bool { return v == "true" || v == true }

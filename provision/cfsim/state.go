@@ -104,6 +104,9 @@ type Instance struct {
 	AppID string `json:"app_id,omitempty"`
 	// Busy names the job that holds the instance (create, update or delete).
 	Busy string `json:"busy,omitempty"`
+	// InstanceSecret is the one client secret every instance-secret key of
+	// the instance shares (older XSUAA instances, recorded on real BTP).
+	InstanceSecret string `json:"instance_secret,omitempty"`
 }
 
 // Key is a service key (credential binding of type key).

@@ -54,6 +54,9 @@ const (
 	// GiveWholeDescriptor: single fields cannot be merged into a descriptor
 	// that cannot be read; give all of it.
 	GiveWholeDescriptor
+	// MoveOffInstanceSecret: the instance issues one shared secret to every
+	// key; enable binding-secret or x509 first. Names: a key left behind.
+	MoveOffInstanceSecret
 	// Confirm: a change that removes or replaces something needs a yes.
 	Confirm
 	// AllowOutsidePaths: a spec writes files outside its folder.
