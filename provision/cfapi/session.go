@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/cloudfoundry/go-cfclient/v3/client"
 	"github.com/cloudfoundry/go-cfclient/v3/config"
@@ -117,7 +118,9 @@ func Connect(ctx context.Context, api string, auth Auth, hc *http.Client, o Opti
 	// Ctrl-C cover login too.
 	bound := *hc
 	bound.Transport = &boundTransport{base: hc.Transport, ctx: ctx}
-	opts := []config.Option{config.HttpClient(&bound), config.UserAgent("xsprov")}
+	// go-cfclient puts a 30 s timeout on each request (retries and 429
+	// waits included); ctx's deadline (--timeout) is the one limit instead.
+	opts := []config.Option{config.HttpClient(&bound), config.UserAgent("xsprov"), config.RequestTimeout(noRequestTimeout)}
 	if o.SkipTLS {
 		opts = append(opts, config.SkipTLSValidation())
 	}
@@ -279,3 +282,7 @@ func (b *releasingBody) Close() error {
 	b.release()
 	return err
 }
+
+// noRequestTimeout is go-cfclient's per-request timeout, long enough never
+// to end a request before the context does (0 would mean its default).
+const noRequestTimeout = 7 * 24 * time.Hour
