@@ -59,6 +59,13 @@ func (p *Provisioner) Down(ctx context.Context, req DownRequest) (*Result, error
 			}
 		}
 	}
+	if req.OutPath != "" && p.dryRun {
+		if _, err := os.Stat(req.OutPath); err == nil {
+			p.would("remove what " + req.OutPath + " holds for " + req.Instance)
+			res.File, res.FileAction = req.OutPath, Deleted
+		}
+		return res, nil
+	}
 	if req.OutPath != "" {
 		// pem's certificate and key beside it go too, when they are the ones
 		// written for this key

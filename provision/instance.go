@@ -108,6 +108,10 @@ func (p *Provisioner) createInstance(ctx context.Context, t cfapi.Target, plan c
 	if action == Recreated {
 		verb = "Recreating"
 	}
+	if p.dryRun {
+		p.would(fmt.Sprintf("%s service instance %s in org %s / space %s", map[Action]string{Created: "create", Recreated: "recreate"}[action], req.Instance, t.OrgName, t.SpaceName))
+		return &resource.ServiceInstance{Name: req.Instance, LastOperation: resource.LastOperation{Type: "create", State: "dry run"}}, nil
+	}
 	p.rep.Step(fmt.Sprintf("%s service instance %s in org %s / space %s as %s", verb, req.Instance, t.OrgName, t.SpaceName, p.s.User))
 	jobGUID, err := p.s.CF.ServiceInstances.CreateManaged(ctx, &resource.ServiceInstanceManagedCreate{
 		Type: "managed", Name: req.Instance, Parameters: &raw, Tags: req.Tags, Metadata: p.recordMeta(desired, ""),
@@ -237,6 +241,10 @@ func (p *Provisioner) current(ctx context.Context, inst *resource.ServiceInstanc
 
 // update sends desired (recording it on the instance) and waits.
 func (p *Provisioner) update(ctx context.Context, t cfapi.Target, inst *resource.ServiceInstance, req UpRequest, desired map[string]any) (*resource.ServiceInstance, bool, error) {
+	if p.dryRun {
+		p.would("update service instance " + req.Instance)
+		return inst, true, nil
+	}
 	p.rep.Step(fmt.Sprintf("Updating service instance %s in org %s / space %s as %s", req.Instance, t.OrgName, t.SpaceName, p.s.User))
 	raw, _ := json.Marshal(desired)
 	rm := json.RawMessage(raw)
@@ -300,6 +308,10 @@ func mutable(diff []xssec.DiffEntry) []xssec.DiffEntry {
 }
 
 func (p *Provisioner) deleteInstance(ctx context.Context, inst *resource.ServiceInstance, noWait bool) error {
+	if p.dryRun {
+		p.would("delete service instance " + inst.Name + " and its keys")
+		return nil
+	}
 	for attempt := 0; attempt < 5; attempt++ {
 		if cfapi.OpBusy(inst.LastOperation) {
 			p.rep.Step(fmt.Sprintf("Waiting for the %s of service instance %s to finish", inst.LastOperation.Type, inst.Name))

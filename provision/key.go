@@ -73,6 +73,10 @@ func (p *Provisioner) ensureKey(ctx context.Context, inst *resource.ServiceInsta
 }
 
 func (p *Provisioner) createKey(ctx context.Context, inst *resource.ServiceInstance, name string, params map[string]any, noWait bool) (*resource.ServiceCredentialBinding, error) {
+	if p.dryRun {
+		p.would(fmt.Sprintf("create service key %s for service instance %s", name, inst.Name))
+		return &resource.ServiceCredentialBinding{Name: &name, LastOperation: resource.LastOperation{Type: "create", State: "dry run"}}, nil
+	}
 	p.rep.Step(fmt.Sprintf("Creating service key %s for service instance %s as %s", name, inst.Name, p.s.User))
 	create := resource.NewServiceCredentialBindingCreateKey(inst.GUID, name)
 	create.Metadata = cfapi.LabelsMeta(p.labels)
@@ -131,6 +135,10 @@ func (p *Provisioner) createKey(ctx context.Context, inst *resource.ServiceInsta
 
 func (p *Provisioner) deleteKey(ctx context.Context, key *resource.ServiceCredentialBinding, instName string) error {
 	name := cfapi.KeyName(key, key.GUID)
+	if p.dryRun {
+		p.would(fmt.Sprintf("delete key %s of service instance %s", name, instName))
+		return nil
+	}
 	p.rep.Step(fmt.Sprintf("Deleting key %s for service instance %s as %s", name, instName, p.s.User))
 	jobGUID, err := p.s.CF.ServiceCredentialBindings.Delete(ctx, key.GUID)
 	if cfapi.IsCode(err, cfapi.CodeResourceNotFound) {
@@ -168,6 +176,17 @@ func (p *Provisioner) deleteKey(ctx context.Context, key *resource.ServiceCreden
 
 // fetchAndWrite reads a key's credentials and writes the credentials file.
 func (p *Provisioner) fetchAndWrite(ctx context.Context, key *resource.ServiceCredentialBinding, out credfile.Output, res *Result) error {
+	if p.dryRun && key.GUID == "" {
+		// a key a dry run did not create: its file would be written
+		if out.Path != "" {
+			res.File, res.FileAction = out.Path, Created
+			if _, err := os.Stat(out.Path); err == nil {
+				res.FileAction = Updated
+			}
+			p.would("write credentials to " + out.Path)
+		}
+		return nil
+	}
 	det, err := p.s.CF.ServiceCredentialBindings.GetDetails(ctx, key.GUID)
 	if err != nil {
 		return cfapi.Classify("read credentials of service key "+quote(cfapi.KeyName(key, "")), err)
@@ -199,8 +218,10 @@ func (p *Provisioner) writeCreds(creds map[string]any, out credfile.Output, res 
 		}
 	}
 	res.File = out.Path
-	for _, tmp := range credfile.RemoveStaleTemps(out.Path, p.s.Clock().Now()) {
-		p.rep.Info("Removed " + tmp + ", left by a write that was killed midway.")
+	if !p.dryRun {
+		for _, tmp := range credfile.RemoveStaleTemps(out.Path, p.s.Clock().Now()) {
+			p.rep.Info("Removed " + tmp + ", left by a write that was killed midway.")
+		}
 	}
 	prev, err := os.ReadFile(out.Path)
 	if err == nil && credfile.Shared(out.Format) {
@@ -216,6 +237,12 @@ func (p *Provisioner) writeCreds(creds map[string]any, out credfile.Output, res 
 		res.FileAction = Updated
 	default:
 		res.FileAction = Created
+	}
+	if p.dryRun {
+		if res.FileAction != Unchanged {
+			p.would("write credentials to " + out.Path)
+		}
+		return nil
 	}
 	if res.FileAction != Unchanged {
 		p.rep.Step("Writing credentials to " + out.Path)
@@ -242,7 +269,7 @@ func (p *Provisioner) writeCreds(creds map[string]any, out credfile.Output, res 
 
 // verify proves that the credentials work by getting a token with them.
 func (p *Provisioner) verify(ctx context.Context, res *Result) error {
-	if !p.verifyOn || res.creds == nil {
+	if !p.verifyOn || res.creds == nil || p.dryRun {
 		return nil
 	}
 	p.rep.Step("Verifying the credentials: getting a token from " + cmp.Or(str(res.creds, "certurl"), str(res.creds, "url")))

@@ -69,8 +69,17 @@ type Provisioner struct {
 	labels    map[string]string
 	onSecrets func(values []string)
 	consent   func(Consent) bool
+	dryRun    bool
 	seenWarn  map[string]bool
 }
+
+// WithDryRun makes the provisioner read only: every change is reported as
+// what would be done ("Would create …") and nothing is written, neither to
+// Cloud Foundry nor to files.
+func WithDryRun(dry bool) Option { return func(p *Provisioner) { p.dryRun = dry } }
+
+// would reports a change a dry run does not make.
+func (p *Provisioner) would(msg string) { p.rep.Info("Would " + msg + " (dry run).") }
 
 // Option configures a Provisioner.
 type Option func(*Provisioner)
@@ -109,7 +118,7 @@ func WithConsent(ask func(Consent) bool) Option { return func(p *Provisioner) { 
 
 // ask gets consent for c, or says that nothing was changed.
 func (p *Provisioner) ask(c Consent) error {
-	if p.consent == nil || p.consent(c) {
+	if p.dryRun || p.consent == nil || p.consent(c) {
 		return nil
 	}
 	return &declinedError{instance: c.Instance}

@@ -44,27 +44,29 @@ type KeyResult struct {
 // Result is the machine-readable result of up, down, recreate and creds.
 // It never holds secret values.
 type Result struct {
-	FormatVersion string         `json:"format_version"`
-	API           string         `json:"api"`
-	Org           string         `json:"org"`
-	Space         string         `json:"space"`
-	Instance      InstanceResult `json:"instance"`
-	Key           *KeyResult     `json:"key,omitempty"`
-	File          string         `json:"credentials_file,omitempty"`
-	ExtraFiles    []string       `json:"extra_files,omitempty"`
-	Token         *xsuaa.Token   `json:"verified_token,omitempty"`
-	FileAction    Action         `json:"credentials_file_action,omitempty"`
-	ClientID      string         `json:"client_id,omitempty"`
-	URL           string         `json:"url,omitempty"`
-	Warnings      []string       `json:"warnings,omitempty"`
-	creds         map[string]any // for --verify and the file; never serialised
+	FormatVersion string `json:"format_version"`
+	// DryRun: the actions are what would be done; nothing was changed.
+	DryRun     bool           `json:"dry_run,omitempty"`
+	API        string         `json:"api"`
+	Org        string         `json:"org"`
+	Space      string         `json:"space"`
+	Instance   InstanceResult `json:"instance"`
+	Key        *KeyResult     `json:"key,omitempty"`
+	File       string         `json:"credentials_file,omitempty"`
+	ExtraFiles []string       `json:"extra_files,omitempty"`
+	Token      *xsuaa.Token   `json:"verified_token,omitempty"`
+	FileAction Action         `json:"credentials_file_action,omitempty"`
+	ClientID   string         `json:"client_id,omitempty"`
+	URL        string         `json:"url,omitempty"`
+	Warnings   []string       `json:"warnings,omitempty"`
+	creds      map[string]any // for --verify and the file; never serialised
 }
 
 // Credentials returns the credentials fetched by the command, if any.
 func (r *Result) Credentials() map[string]any { return r.creds }
 
 func (p *Provisioner) newResult(t cfapi.Target, name string) *Result {
-	return &Result{FormatVersion: FormatVersion, API: p.s.API, Org: t.OrgName, Space: t.SpaceName, Instance: InstanceResult{Name: name}}
+	return &Result{FormatVersion: FormatVersion, DryRun: p.dryRun, API: p.s.API, Org: t.OrgName, Space: t.SpaceName, Instance: InstanceResult{Name: name}}
 }
 
 // Status is the result of `xsprov status`.
@@ -129,6 +131,7 @@ func opView(o resource.LastOperation) OpView {
 // RotateResult is the machine-readable result of a rotation.
 type RotateResult struct {
 	FormatVersion string       `json:"format_version"`
+	DryRun        bool         `json:"dry_run,omitempty"`
 	Org           string       `json:"org"`
 	Space         string       `json:"space"`
 	Instance      string       `json:"instance"`
@@ -146,4 +149,11 @@ type RotateResult struct {
 type KeptKey struct {
 	Name        string    `json:"name"`
 	RetireAfter time.Time `json:"retire_after"`
+}
+
+// Changed tells whether the command changed (or, in a dry run, would change)
+// anything.
+func (r *Result) Changed() bool {
+	moved := func(a Action) bool { return a != "" && a != Unchanged && a != Absent }
+	return moved(r.Instance.Action) || (r.Key != nil && moved(r.Key.Action)) || moved(r.FileAction)
 }

@@ -62,7 +62,7 @@ func (p *Provisioner) Rotate(ctx context.Context, req RotateRequest) (*RotateRes
 func (p *Provisioner) rotate(ctx context.Context, t cfapi.Target, inst *resource.ServiceInstance, keys []*resource.ServiceCredentialBinding, req RotateRequest) (*RotateResult, error) {
 	req.Key = req.keyName(req.Key)
 	old := cfapi.PickKey(keys, req.Key)
-	res := &RotateResult{FormatVersion: FormatVersion, Org: t.OrgName, Space: t.SpaceName, Instance: req.Instance, Deleted: []string{}, Kept: []KeptKey{}}
+	res := &RotateResult{FormatVersion: FormatVersion, DryRun: p.dryRun, Org: t.OrgName, Space: t.SpaceName, Instance: req.Instance, Deleted: []string{}, Kept: []KeptKey{}}
 	params := req.KeyParams
 	if old != nil {
 		res.Replaced = *old.Name
@@ -97,6 +97,23 @@ func (p *Provisioner) rotate(ctx context.Context, t cfapi.Target, inst *resource
 		return nil, remedy.With(fmt.Errorf("rotate: create key %q: %w", name, err), r)
 	}
 	res.NewKey = KeyResult{Name: name, GUID: key.GUID, State: cfapi.DescribeOp(key.LastOperation), Action: Created}
+	if p.dryRun {
+		if req.Out.Path != "" {
+			p.would("write the new key's credentials to " + req.Out.Path)
+			res.File = req.Out.Path
+		}
+		for _, k := range keys {
+			if n := cfapi.KeyName(k, ""); cfapi.IsKeyOf(n, req.Key) {
+				if req.Grace > 0 && old != nil && k.GUID == old.GUID {
+					p.would("keep key " + n + " for " + req.Grace.String())
+					continue
+				}
+				p.would("delete key " + n)
+				res.Deleted = append(res.Deleted, n)
+			}
+		}
+		return res, nil
+	}
 	// Read and verify before the file is touched: a broken new key must not
 	// replace working credentials.
 	r := p.newResult(t, req.Instance)

@@ -74,3 +74,31 @@ func (c *ciFlags) validate(f *Factory) error {
 	}
 	return nil
 }
+
+// dryRunFlags are --dry-run and --detailed-exitcode of up, down and rotate.
+type dryRunFlags struct {
+	DryRun, DetailedExitCode bool
+}
+
+func (d *dryRunFlags) register(cmd *cobra.Command) {
+	cmd.Flags().BoolVar(&d.DryRun, "dry-run", false, "show what would be done; send no change to Cloud Foundry and write no file")
+	cmd.Flags().BoolVar(&d.DetailedExitCode, "detailed-exitcode", false, "with --dry-run: exit 0 without changes, 2 with changes, 1 on error")
+}
+
+func (d *dryRunFlags) validate() error {
+	if d.DetailedExitCode && !d.DryRun {
+		return flagErrorf("--detailed-exitcode needs --dry-run")
+	}
+	return nil
+}
+
+// done is the end of a command: with --detailed-exitcode, changes exit 2.
+func (d *dryRunFlags) done(f *Factory, changed bool) error {
+	if d.DryRun {
+		fmt.Fprintln(f.IO.ErrOut, "Dry run: nothing was changed.")
+	}
+	if d.DetailedExitCode && changed {
+		return changesPending{}
+	}
+	return nil
+}

@@ -21,6 +21,7 @@ type DownOptions struct {
 	Out, Format  string
 	Yes, JSON    bool
 	NoWait       bool
+	dry          dryRunFlags
 }
 
 func newDownCmd(f *Factory, runF func(context.Context, *DownOptions) error) *cobra.Command {
@@ -56,6 +57,7 @@ func (o *DownOptions) register(cmd *cobra.Command) {
 	fl.BoolVar(&o.KeepInstance, "keep-instance", false, "delete only the key, keep the instance")
 	fl.StringVar(&o.Out, "out", "", "credentials file to remove (default INSTANCE-credentials.json, or after --format)")
 	fl.StringVar(&o.Format, "format", credfile.FormatJSON, "format of the credentials file, for its default name")
+	o.dry.register(cmd)
 	fl.BoolVarP(&o.Yes, "yes", "y", false, "do not ask for confirmation")
 	fl.BoolVar(&o.JSON, "json", false, "print a machine-readable result on stdout")
 	fl.BoolVar(&o.NoWait, "no-wait", false, "return once the deletion is accepted (the credentials file is kept)")
@@ -63,6 +65,9 @@ func (o *DownOptions) register(cmd *cobra.Command) {
 
 func (o *DownOptions) validate() error {
 	if err := checkInstanceName(o.Instance); err != nil {
+		return err
+	}
+	if err := o.dry.validate(); err != nil {
 		return err
 	}
 	return checkOutput(o.Instance, &o.Out, &o.Format)
@@ -92,7 +97,7 @@ func downRun(ctx context.Context, f *Factory, o *DownOptions) error {
 	if o.KeepInstance {
 		what = "the service key(s) of " + o.Instance
 	}
-	if err := confirm(f, o.Yes, fmt.Sprintf("Really delete %s in org %s / space %s?", what, s.org, s.space)); err != nil {
+	if err := confirm(f, o.Yes || o.dry.DryRun, fmt.Sprintf("Really delete %s in org %s / space %s?", what, s.org, s.space)); err != nil {
 		return err
 	}
 	ctx, cancel, c, err := f.connectWithin(ctx, s)
@@ -104,7 +109,7 @@ func downRun(ctx context.Context, f *Factory, o *DownOptions) error {
 	if o.NoWait {
 		out = ""
 	}
-	res, err := c.engine(false, nil).Down(ctx, provision.DownRequest{
+	res, err := c.engine(false, nil, provision.WithDryRun(o.dry.DryRun)).Down(ctx, provision.DownRequest{
 		Ref: provision.Ref{Org: s.org, Space: s.space, Instance: o.Instance},
 		Key: o.Key, KeepInstance: o.KeepInstance, OutPath: out, NoWait: o.NoWait,
 	})
@@ -112,10 +117,13 @@ func downRun(ctx context.Context, f *Factory, o *DownOptions) error {
 		return err
 	}
 	if o.JSON {
-		return writeJSONDoc(f.IO.Out, res)
+		if err := writeJSONDoc(f.IO.Out, res); err != nil {
+			return err
+		}
+	} else {
+		printDown(f.IO.Out, res)
 	}
-	printDown(f.IO.Out, res)
-	return nil
+	return o.dry.done(f, res.Changed())
 }
 
 func printDown(w io.Writer, r *provision.Result) {

@@ -113,11 +113,12 @@ type changesPending struct{}
 
 func (changesPending) Error() string { return "the plan has changes" }
 
-// planExitCode keeps plan --detailed-exitcode's promise: 0 no changes, 2
-// changes, and 1 for every error (a spec, usage or login error would be 2 or 4
-// otherwise, which a pipeline would read as "changes").
+// planExitCode keeps --detailed-exitcode's promise (plan, and the dry runs
+// of up, down and rotate): 0 no changes, 2 changes, and 1 for every error (a
+// spec, usage or login error would be 2 or 4 otherwise, which a pipeline
+// would read as "changes").
 func planExitCode(cmd *cobra.Command, err error, code int) int {
-	if cmd == nil || cmd.Name() != "plan" || code == exitOK {
+	if cmd == nil || code == exitOK || cmd.Flags().Lookup("detailed-exitcode") == nil {
 		return code
 	}
 	if d, ferr := cmd.Flags().GetBool("detailed-exitcode"); ferr != nil || !d {

@@ -24,6 +24,7 @@ type RotateOptions struct {
 	Out, Format, EnvPrefix string
 	JSON                   bool
 	ci                     ciFlags
+	dry                    dryRunFlags
 }
 
 func newRotateCmd(f *Factory, runF func(context.Context, *RotateOptions) error) *cobra.Command {
@@ -44,6 +45,9 @@ instance's key.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Instance = args[0]
 			if err := checkInstanceName(opts.Instance); err != nil {
+				return err
+			}
+			if err := opts.dry.validate(); err != nil {
 				return err
 			}
 			if opts.Grace < 0 {
@@ -70,6 +74,7 @@ instance's key.`,
 	registerOutputFlags(cmd, &opts.Out, &opts.Format, &opts.EnvPrefix)
 	fl.BoolVar(&opts.JSON, "json", false, "print a machine-readable result on stdout (never secret values)")
 	opts.ci.register(cmd)
+	opts.dry.register(cmd)
 	return cmd
 }
 
@@ -96,15 +101,17 @@ func rotateRun(ctx context.Context, f *Factory, o *RotateOptions) error {
 	if err != nil {
 		return err
 	}
-	res, err := c.engine(true, f.mask).Rotate(ctx, provision.RotateRequest{
+	res, err := c.engine(true, f.mask, provision.WithDryRun(o.dry.DryRun)).Rotate(ctx, provision.RotateRequest{
 		Ref: provision.Ref{Org: s.org, Space: s.space, Instance: o.Instance}, Key: o.Key, KeyParams: keyParams, Grace: o.Grace,
 		Out: credfile.Output{Path: o.Out, Format: o.Format, EnvPrefix: o.EnvPrefix, Instance: o.Instance},
 	})
-	if res != nil {
+	if res != nil && !o.dry.DryRun {
 		f.warnExposed(res.File, nil)
 		if gerr := o.ci.githubOutput(f, map[string]string{"credentials-file": res.File, "client-id": res.ClientID, "key": res.NewKey.Name}); gerr != nil && err == nil {
 			err = gerr
 		}
+	}
+	if res != nil {
 		if o.JSON {
 			if jerr := writeJSONDoc(f.IO.Out, res); jerr != nil && err == nil {
 				err = jerr
@@ -125,6 +132,9 @@ func rotateRun(ctx context.Context, f *Factory, o *RotateOptions) error {
 				row("credentials file", res.File)
 			}
 		}
+	}
+	if err == nil && res != nil {
+		err = o.dry.done(f, true) // a rotation always makes a new key
 	}
 	return err
 }

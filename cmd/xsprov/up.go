@@ -40,6 +40,7 @@ type UpOptions struct {
 	JSON, NoWait           bool
 	// Yes consents to an update that removes or replaces something.
 	Yes              bool
+	dry              dryRunFlags
 	NoVerify, Verify bool
 	ci               ciFlags
 }
@@ -141,10 +142,16 @@ func (o *UpOptions) register(cmd *cobra.Command) {
 	fl.BoolVar(&o.NoVerify, "no-verify", false, "do not prove the new credentials by getting a token with them")
 	fl.BoolVar(&o.Verify, "verify", true, "prove the credentials by getting a token with them (--no-verify or --verify=false to skip)")
 	o.ci.register(cmd)
+	if cmd.Name() == "up" {
+		o.dry.register(cmd)
+	}
 }
 
 func (o *UpOptions) validate() error {
 	if err := checkInstanceName(o.Instance); err != nil {
+		return err
+	}
+	if err := o.dry.validate(); err != nil {
 		return err
 	}
 	if o.ParamsFile != "" && o.Templates.Template != "" {
@@ -246,13 +253,15 @@ func upRun(ctx context.Context, f *Factory, o *UpOptions) error {
 	if err != nil {
 		return err
 	}
-	res, err := c.engine(o.Verify && !o.NoVerify && !o.NoWait, f.mask, provision.WithConsent(f.consent(o.Yes))).Up(ctx, req)
+	res, err := c.engine(o.Verify && !o.NoVerify && !o.NoWait, f.mask, provision.WithConsent(f.consent(o.Yes)), provision.WithDryRun(o.dry.DryRun)).Up(ctx, req)
 	if res == nil {
 		return err
 	}
-	f.warnExposed(res.File, &res.Warnings)
-	if gerr := o.ci.githubOutput(f, map[string]string{"credentials-file": res.File, "client-id": res.ClientID, "url": res.URL}); gerr != nil && err == nil {
-		err = gerr
+	if !o.dry.DryRun {
+		f.warnExposed(res.File, &res.Warnings)
+		if gerr := o.ci.githubOutput(f, map[string]string{"credentials-file": res.File, "client-id": res.ClientID, "url": res.URL}); gerr != nil && err == nil {
+			err = gerr
+		}
 	}
 	if o.JSON {
 		if jerr := writeJSONDoc(f.IO.Out, res); jerr != nil && err == nil {
@@ -260,6 +269,9 @@ func upRun(ctx context.Context, f *Factory, o *UpOptions) error {
 		}
 	} else {
 		printResult(f.IO.Out, res)
+	}
+	if err == nil {
+		err = o.dry.done(f, res.Changed())
 	}
 	return err
 }
