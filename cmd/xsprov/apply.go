@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -32,6 +33,8 @@ type SpecOptions struct {
 	DeleteSpaces     bool
 	NoVerify         bool
 	AllowOutside     bool
+	// Out saves the plan (plan); PlanFile is a saved plan to apply (apply).
+	Out, PlanFile string
 
 	shard, shards int
 }
@@ -52,6 +55,7 @@ func (o *SpecOptions) register(cmd *cobra.Command, which string) {
 	switch which {
 	case "plan":
 		fl.BoolVar(&o.DetailedExitCode, "detailed-exitcode", false, "exit 0 without changes, 2 with changes, 1 on error")
+		fl.StringVar(&o.Out, "out", "", "save the plan to FILE, for 'xsprov apply FILE' (mode 0600, no secrets)")
 	case "apply":
 		fl.BoolVar(&o.NoVerify, "no-verify", false, "do not prove written credentials with a token")
 		fl.BoolVarP(&o.Yes, "yes", "y", false, "make updates that remove or replace parts of a descriptor (the plan shows them)")
@@ -62,7 +66,10 @@ func (o *SpecOptions) register(cmd *cobra.Command, which string) {
 }
 
 func (o *SpecOptions) validate() error {
-	if o.File == "" {
+	if o.PlanFile != "" && o.File != "" {
+		return flagErrorf("give either a saved plan or -f SPEC, not both")
+	}
+	if o.File == "" && o.PlanFile == "" {
 		return flagErrorf("-f SPEC is required")
 	}
 	if o.Parallel < 1 || o.Parallel > 256 {
@@ -105,7 +112,10 @@ only with --adopt.`,
 			"destroy": "  xsprov destroy -f onboarding.yaml --yes",
 		}[which],
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				opts.PlanFile = args[0]
+			}
 			if err := opts.validate(); err != nil {
 				return err
 			}
@@ -116,10 +126,24 @@ only with --adopt.`,
 		},
 	}
 	opts.register(cmd, which)
+	if which == "apply" {
+		cmd.Use = "apply (-f SPEC | PLANFILE)"
+		cmd.Args = cobra.MaximumNArgs(1)
+		cmd.Example += "\n  xsprov plan -f onboarding.yaml --out reviewed.plan && xsprov apply reviewed.plan   # exactly the reviewed plan"
+	}
 	return cmd
 }
 
 func specRun(ctx context.Context, f *Factory, which string, o *SpecOptions) error {
+	var saved *savedPlan
+	if o.PlanFile != "" {
+		var err error
+		if saved, err = readPlan(o.PlanFile, o); err != nil {
+			return err
+		}
+		// the plan showed its changes, removals too: applying it is the yes
+		o.Yes = true
+	}
 	vars, err := templates.Vars(o.Vars, "", nil)
 	if err != nil {
 		return usage(err)
@@ -160,6 +184,9 @@ func specRun(ctx context.Context, f *Factory, which string, o *SpecOptions) erro
 			provision.WithConsent(func(provision.Consent) bool { return o.Yes }))
 	})
 	ao := apply.Options{Org: s.org, Parallel: o.Parallel, Prune: o.Prune, Adopt: o.Adopt, Shard: o.shard, Shards: o.shards, DeleteSpaces: o.DeleteSpaces}
+	if saved != nil {
+		ao.Expect = saved.expect(c.sess.API, s.org)
+	}
 	var res *apply.Result
 	switch which {
 	case "plan":
@@ -174,6 +201,12 @@ func specRun(ctx context.Context, f *Factory, which string, o *SpecOptions) erro
 	}
 	if res == nil {
 		return err
+	}
+	if which == "plan" && o.Out != "" && err == nil {
+		if err := o.save(c.sess.API, s.org, vars, res); err != nil {
+			return err
+		}
+		f.reporter().Info("Saved the plan to " + o.Out + "; 'xsprov apply " + o.Out + "' carries out exactly this plan.")
 	}
 	if which == "apply" {
 		for _, ch := range res.Changes {
@@ -304,4 +337,19 @@ func reasonText(c *apply.Change) string {
 		return c.Reason + "; " + h
 	}
 	return c.Reason
+}
+
+// save writes the plan for a later apply.
+func (o *SpecOptions) save(api, org string, vars map[string]string, res *apply.Result) error {
+	abs, err := filepath.Abs(o.File)
+	if err != nil {
+		return err
+	}
+	digest, err := specDigest(abs)
+	if err != nil {
+		return err
+	}
+	return writePlan(o.Out, &savedPlan{FormatVersion: provision.FormatVersion, Kind: planKind, Spec: abs, SpecSHA256: digest, Vars: vars,
+		API: api, Org: org, Changes: res.Changes,
+		Options: savedOptions{Parallel: o.Parallel, Prune: o.Prune, Adopt: o.Adopt, Shard: o.shard, Shards: o.shards, AllowOutside: o.AllowOutside}})
 }

@@ -23,6 +23,9 @@ type Options struct {
 	Prune, Adopt  bool
 	Shard, Shards int // 1-based shard of Shards; 0 or 1 shard means all
 	DeleteSpaces  bool
+	// Expect, when set, vets the plan before anything is changed (a saved
+	// plan being applied: the landscape must still be as it was).
+	Expect func(*Result) error
 }
 
 // Action is what a plan intends for a resource. (A provision.Action is what

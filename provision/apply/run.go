@@ -21,6 +21,11 @@ func (w *Runner) Apply(ctx context.Context, s *spec.Spec, o Options) (*Result, e
 	if err != nil {
 		return nil, err
 	}
+	if o.Expect != nil {
+		if err := o.Expect(res); err != nil {
+			return nil, err
+		}
+	}
 	labels := st.specLabels()
 	// Spaces first: instances need them.
 	for _, c := range res.Changes {
