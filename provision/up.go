@@ -2,6 +2,7 @@ package provision
 
 import (
 	"context"
+	"strings"
 
 	"github.com/xsprov/xsprov/provision/cfapi"
 	"github.com/xsprov/xsprov/provision/credfile"
@@ -62,14 +63,14 @@ func (p *Provisioner) Up(ctx context.Context, req UpRequest) (*Result, error) {
 	fresh := action == Created || action == Recreated
 	key, kaction, err := p.ensureKey(ctx, inst, req.Key, req.KeyParams, fresh, req.NoWait)
 	if err != nil {
-		return nil, err
+		return nil, afterChanges(err, res, nil)
 	}
 	res.Key = &KeyResult{Name: cfapi.KeyName(key, req.Key), GUID: key.GUID, State: cfapi.DescribeOp(key.LastOperation), Action: kaction}
 	if req.NoWait && cfapi.OpBusy(key.LastOperation) {
 		return res, nil
 	}
 	if err := p.fetchAndWrite(ctx, key, req.Out, res); err != nil {
-		return nil, err
+		return nil, afterChanges(err, res, res.Key)
 	}
 	// Prove new credentials; a re-run that changed nothing was proven before.
 	if kaction != Unchanged || (res.FileAction != Unchanged && res.FileAction != "") {
@@ -79,3 +80,33 @@ func (p *Provisioner) Up(ctx context.Context, req UpRequest) (*Result, error) {
 	}
 	return res, nil
 }
+
+// afterChanges: a failure after up changed something is not "nothing was
+// sent" (exit 2), whatever caused it; it says what was made.
+func afterChanges(err error, res *Result, key *KeyResult) error {
+	var made []string
+	if a := res.Instance.Action; a == Created || a == Recreated || a == Updated {
+		made = append(made, "service instance "+quote(res.Instance.Name)+" was "+string(a))
+	}
+	if key != nil && (key.Action == Created || key.Action == Recreated) {
+		made = append(made, "service key "+quote(key.Name)+" was "+string(key.Action))
+	}
+	if len(made) == 0 || res.DryRun {
+		return err
+	}
+	return &partialError{err: err, made: strings.Join(made, ", ")}
+}
+
+// partialError is a failure after changes were made.
+type partialError struct {
+	err  error
+	made string
+}
+
+func (e *partialError) Error() string {
+	return e.err.Error() + " (" + e.made + "; re-running converges on them)"
+}
+func (e *partialError) Unwrap() error { return e.err }
+
+// Usage is false: something was sent (exit code 1, not 2).
+func (e *partialError) Usage() bool { return false }

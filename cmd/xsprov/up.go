@@ -215,6 +215,9 @@ func (o *UpOptions) request(rep provision.Reporter, s *settings) (provision.UpRe
 		}
 		keyParams["credential-type"] = o.CredentialType
 	}
+	if ct, _ := keyParams["credential-type"].(string); o.Format == credfile.FormatPEM && ct != "" && ct != "x509" {
+		return provision.UpRequest{}, flagErrorf("--format pem needs an x509 key, and the key is asked for as %s", ct)
+	}
 	if o.X509KeyLength != 0 || o.X509Validity != 0 {
 		x := map[string]any{"validity-type": "DAYS"}
 		if o.X509KeyLength != 0 {
