@@ -167,25 +167,30 @@ func specRun(ctx context.Context, f *Factory, which string, o *SpecOptions) erro
 	if err != nil {
 		return err
 	}
-	if which == "destroy" {
-		if err := confirm(f, o.Yes, fmt.Sprintf("Really delete what spec %s owns in org %s?", spec.Metadata.Name, s.org)); err != nil {
-			return err
-		}
-	}
 	ctx, cancel, c, err := f.connectWithin(ctx, s)
 	defer cancel()
 	if err != nil {
 		return err
 	}
 	verify := which == "apply" && !o.NoVerify && (spec.Defaults.Verify == nil || *spec.Defaults.Verify)
+	approved := o.Yes
 	runner := apply.New(c.sess, c.rep, func(s *cfapi.Session, r provision.Reporter, labels map[string]string) apply.Engine {
 		return provision.New(s, provision.WithReporter(r), provision.WithVerify(verify, c.tokenOpts), provision.WithSecretsHook(f.mask), provision.WithLabels(labels),
 			// parallel workers do not prompt: such updates need --yes
-			provision.WithConsent(func(provision.Consent) bool { return o.Yes }))
+			provision.WithConsent(func(provision.Consent) bool { return approved }))
 	})
 	ao := apply.Options{Org: s.org, Parallel: o.Parallel, Prune: o.Prune, Adopt: o.Adopt, Shard: o.shard, Shards: o.shards, DeleteSpaces: o.DeleteSpaces}
-	if saved != nil {
+	switch {
+	case saved != nil:
 		ao.Expect = saved.expect(c.sess.API, s.org)
+	case which != "plan":
+		// what removes or replaces is listed first and needs a yes
+		ao.Expect = func(res *apply.Result) error {
+			if err := f.approve(which, res, &approved); err != nil {
+				return err
+			}
+			return nil
+		}
 	}
 	var res *apply.Result
 	switch which {
@@ -352,4 +357,36 @@ func (o *SpecOptions) save(api, org string, vars map[string]string, res *apply.R
 	return writePlan(o.Out, &savedPlan{FormatVersion: provision.FormatVersion, Kind: planKind, Spec: abs, SpecSHA256: digest, Vars: vars,
 		API: api, Org: org, Changes: res.Changes,
 		Options: savedOptions{Parallel: o.Parallel, Prune: o.Prune, Adopt: o.Adopt, Shard: o.shard, Shards: o.shards, AllowOutside: o.AllowOutside}})
+}
+
+// approve lists the deletions, adoptions and removing updates a run would
+// make and asks for a yes (a terminal), or takes --yes (approved); without
+// either nothing is sent.
+func (f *Factory) approve(which string, res *apply.Result, approved *bool) error {
+	var risky []*apply.Change
+	for _, c := range res.Changes {
+		if c.Action == apply.ActDelete || c.Action == apply.ActAdopt && len(c.Diff) > 0 || c.Hint == remedy.Confirm {
+			risky = append(risky, c)
+		}
+	}
+	if len(risky) == 0 || *approved {
+		return nil
+	}
+	rep := f.reporter()
+	rep.Warn(fmt.Sprintf("%s would remove or replace:", which))
+	for _, c := range risky {
+		line := "  " + string(c.Action) + " " + c.Address
+		if c.Reason != "" {
+			line += " (" + c.Reason + ")"
+		}
+		rep.Info(line)
+		for _, d := range c.Diff {
+			rep.Info("      " + d.String())
+		}
+	}
+	if err := confirm(f, false, "Go ahead?"); err != nil {
+		return err
+	}
+	*approved = true
+	return nil
 }

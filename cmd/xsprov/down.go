@@ -80,9 +80,10 @@ func confirm(f *Factory, yes bool, question string) error {
 		return nil
 	}
 	if !f.IO.CanPrompt() {
-		return cfapi.Usagef("refusing to delete without confirmation: pass --yes (stdin is not a terminal)")
+		return cfapi.Usagef("refusing to delete or replace without confirmation: pass --yes (stdin is not a terminal); nothing was changed")
 	}
 	if !f.IO.Confirm(question) {
+		fmt.Fprintln(f.IO.ErrOut, "Nothing was changed.")
 		return &silentError{code: exitFailure}
 	}
 	return nil

@@ -57,6 +57,11 @@ func (w *Runner) Destroy(ctx context.Context, s *spec.Spec, o Options) (*Result,
 			}
 		}
 	}
+	if o.Expect != nil {
+		if err := o.Expect(res); err != nil {
+			return nil, err
+		}
+	}
 	w.workers(ctx, o.Parallel, len(items), func(i int) string { return itemPrefix(items[i].Address) }, func(q *Runner, i int) {
 		c := items[i]
 		if c.Action != ActDelete {
