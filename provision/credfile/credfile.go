@@ -198,14 +198,28 @@ func scalar(v any) string {
 	}
 }
 
-// envQuote is our own rather than godotenv.Marshal: Marshal escapes '!' as
-// "\!", which `sh` reads back with the backslash, and it writes values that
-// parse as integers unquoted through strconv (a "007" comes back as 7).
+// envQuote writes a dotenv value in single quotes, with newlines as they
+// are: `set -a; . file`, godotenv, python-dotenv and node's dotenv all read
+// that back as the same string (in double quotes each of them unescapes
+// differently: python-dotenv keeps "\$", node's keeps "\""). Three
+// sequences single quotes cannot carry for all four: a "'" (sh), a "\\" or
+// "\'" (python-dotenv unescapes them) and "${" (python-dotenv expands it);
+// such values (XSUAA secrets have none of them) fall back to double quotes
+// with sh's escapes (envQuoteDouble).
 //
-// envQuote writes a dotenv value: double quoted, with \n for newlines and
-// escapes for quotes, backslashes and $, so that dotenv parsers and
-// `set -a; . file` read back the same string.
+// It is our own rather than godotenv.Marshal: Marshal escapes '!' as "\!",
+// which sh reads back with the backslash, and writes values that parse as
+// integers unquoted (a "007" comes back as 7).
 func envQuote(s string) string {
+	if strings.ContainsRune(s, '\'') || strings.Contains(s, `\\`) || strings.Contains(s, "${") {
+		return envQuoteDouble(s)
+	}
+	return "'" + s + "'"
+}
+
+// envQuoteDouble is the double-quoted form: \n for newlines, escapes for
+// quotes, backslashes, $ and backquotes (sh and godotenv read it back).
+func envQuoteDouble(s string) string {
 	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`, `$`, `\$`, "`", "\\`")
 	return `"` + r.Replace(s) + `"`
 }

@@ -279,3 +279,83 @@ func TestReadCredentialsEveryFormat(t *testing.T) {
 		}
 	}
 }
+
+// parsers are the dotenv readers people use, each printing the file's
+// variables as JSON; nil where one is not installed.
+func dotenvParsers(t *testing.T) map[string][]string {
+	t.Helper()
+	ps := map[string][]string{
+		"sh": {"sh", "-c", `set -a; . "$1"; for v in $(sed -n "s/^\([A-Z_]*\)=.*/\1/p" "$1"); do printf '%s\0' "$v"; eval "printf '%s\0' \"\$$v\""; done`, "sh"},
+	}
+	if exec.Command("python3", "-c", "import dotenv").Run() == nil {
+		ps["python-dotenv"] = []string{"python3", "-c", "import sys, json\nfrom dotenv import dotenv_values\nprint(json.dumps(dotenv_values(sys.argv[1])))"}
+	}
+	nodeModules, _ := filepath.Abs("../../.bin/node_modules")
+	if exec.Command("node", "-e", `require(process.argv[1] + "/dotenv")`, nodeModules).Run() == nil {
+		ps["node-dotenv"] = []string{"node", "-e", `console.log(JSON.stringify(require(process.argv[1] + "/dotenv").parse(require("fs").readFileSync(process.argv[2]))))`, nodeModules}
+	}
+	for _, name := range []string{"python-dotenv", "node-dotenv"} {
+		if ps[name] == nil {
+			t.Logf("%s is not installed here: not checked (scripts/test installs node's dotenv into .bin)", name)
+		}
+	}
+	return ps
+}
+
+// TestEnvFormatReadAlikeByEveryParser: sh, godotenv, python-dotenv and
+// node's dotenv read an env file xsprov wrote as the same strings (a "\$"
+// in a secret broke python-dotenv), multi-line PEM values included.
+func TestEnvFormatReadAlikeByEveryParser(t *testing.T) {
+	creds := map[string]any{
+		"clientid": "sb-my-app!t1001", "url": "https://acme.authentication.example.com",
+		"clientsecret":    "2f1d0c3e-93a1-4c1e-9c0f-1b2c3d4e5f60$Qk8+/x=z=",
+		"verificationkey": "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8A\nIDAQAB\n-----END PUBLIC KEY-----",
+		"odd":             `a"b` + "`c`" + ` $HOME \n`,
+	}
+	b, err := Render(creds, Output{Format: FormatEnv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "c.env")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{}
+	for k, v := range creds {
+		want["XSUAA_"+envName(k)] = v.(string)
+	}
+	check := func(parser string, got map[string]string) {
+		for k, w := range want {
+			if got[k] != w {
+				t.Errorf("%s reads %s = %q, want %q", parser, k, got[k], w)
+			}
+		}
+	}
+	g, err := godotenv.Read(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("godotenv", g)
+	own, ok := parseDotenv(b)
+	if !ok || own["clientsecret"] != creds["clientsecret"] || own["verificationkey"] != creds["verificationkey"] {
+		t.Errorf("xsprov reads back %v", own)
+	}
+	for name, cmd := range dotenvParsers(t) {
+		out, err := exec.Command(cmd[0], append(cmd[1:], path)...).Output()
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		got := map[string]string{}
+		if name == "sh" {
+			parts := strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00")
+			for i := 0; i+1 < len(parts); i += 2 {
+				got[parts[i]] = parts[i+1]
+			}
+		} else if err := json.Unmarshal(out, &got); err != nil {
+			t.Errorf("%s: %v: %s", name, err, out)
+			continue
+		}
+		check(name, got)
+	}
+}

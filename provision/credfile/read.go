@@ -60,8 +60,9 @@ func parseDotenv(b []byte) (map[string]any, bool) {
 		byNorm[norm(k)] = k
 	}
 	out := map[string]any{}
-	for _, line := range strings.Split(string(b), "\n") {
-		line = strings.TrimSpace(line)
+	lines := strings.Split(string(b), "\n")
+	for i := 0; i < len(lines); i++ {
+		line := strings.TrimSpace(lines[i])
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
@@ -69,7 +70,16 @@ func parseDotenv(b []byte) (map[string]any, bool) {
 		if !ok {
 			return nil, false
 		}
-		if len(val) >= 2 && val[0] == '"' && val[len(val)-1] == '"' {
+		switch {
+		case strings.HasPrefix(val, "'"):
+			// single quotes: literal, and may span lines
+			val = val[1:]
+			for !strings.HasSuffix(val, "'") && i+1 < len(lines) {
+				i++
+				val += "\n" + strings.TrimRight(lines[i], "\r")
+			}
+			val = strings.TrimSuffix(val, "'")
+		case len(val) >= 2 && val[0] == '"' && val[len(val)-1] == '"':
 			val = envUnquote(val[1 : len(val)-1])
 		}
 		// The longest known field the name ends with, whatever the prefix:
