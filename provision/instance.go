@@ -164,6 +164,7 @@ func (p *Provisioner) createInstance(ctx context.Context, t cfapi.Target, plan c
 func (p *Provisioner) converge(ctx context.Context, t cfapi.Target, inst *resource.ServiceInstance, req UpRequest, seen *Observation) (*resource.ServiceInstance, bool, error) {
 	if req.Params == nil && req.Overrides.Empty() {
 		// "give me credentials for this instance": its descriptor stays
+		p.rep.Info("Its descriptor is left as it is (no descriptor and no fields of one were given).")
 		return inst, false, nil
 	}
 	current, err := p.current(ctx, inst, seen)
