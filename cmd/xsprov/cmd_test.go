@@ -564,3 +564,66 @@ func TestUpOnALegacyInstance(t *testing.T) {
 		}
 	}
 }
+
+// TestBadInputsExitTwoWithoutARequest tries bad inputs a user makes and
+// checks that each is answered with exit 2, a message, and no request at
+// all to the Cloud Controller.
+func TestBadInputsExitTwoWithoutARequest(t *testing.T) {
+	sim := cfsim.MustNew()
+	srv := httptest.NewServer(sim)
+	defer srv.Close()
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	badJSON := write("bad.json", `{"xsappname": "a b"`)
+	badDesc := write("desc.json", `{"xsappname":"x","oauth2-configuration":{"credential-types":null}}`)
+	spec := write("spec.yaml", "apiVersion: xsprov/v1\ninstances:\n  - {name: a, space: dev, keys: [{name: k, out: ../../outside.json}]}\n")
+	bomb := write("bomb.yaml", "apiVersion: xsprov/v1\n---\napiVersion: xsprov/v1\n")
+	inputs := [][]string{
+		{"up"},
+		{"up", ""},
+		{"up", "x", "--params", badJSON},
+		{"up", "x", "--params", badDesc},
+		{"up", "x", "--params", "/dev/zero"},
+		{"up", "x", "--params", filepath.Join(dir, "missing.json")},
+		{"up", "x", "--template", "nonexistent"},
+		{"up", "x", "--template", "minimal", "--var", "nosuch=1"},
+		{"up", "x", "--tenant-mode", "solo"},
+		{"up", "x", "--format", "toml"},
+		{"up", "x", "--format", "pem", "--out", "x.key"},
+		{"up", "x", "--format", "pem", "--credential-type", "binding-secret"},
+		{"up", "x", "--key-params", "{"},
+		{"up", "x", "--x509-validity", "99"},
+		{"up", "x", "--out", filepath.Join(badJSON, "sub", "c.json")},
+		{"up", "x", "--timeout", "0s"},
+		{"up", "x", "--github-output"},
+		{"up", "x", "--api", "http://api.example.invalid"},
+		{"up", "x", "--api", "https://u:p@api.example.invalid"},
+		{"up", "x", "--api", "ftp://x"},
+		{"rotate", "x", "--grace", "-1s"},
+		{"down", "x"},
+		{"token", "--creds", badJSON},
+		{"apply", "-f", spec},
+		{"plan", "-f", bomb},
+		{"apply", "-f", spec, "--parallel", "0"},
+		{"templates", "lsit"},
+		{"lsit"},
+	}
+	answered := 0
+	for _, args := range inputs {
+		sim.ResetCounts()
+		code, out, errOut := runIn(t, srv.URL, dir, map[string]string{"GITHUB_OUTPUT": ""}, args...)
+		n := sim.Counts().Total
+		if code == exitUsage && n == 0 && strings.HasPrefix(errOut, "Error: ") && !strings.Contains(out, "::") {
+			answered++
+			continue
+		}
+		t.Errorf("%q: exit %d, %d requests, stderr %q", args, code, n, errOut)
+	}
+	t.Logf("bad inputs: %d tried, %d answered with exit 2, a message and no request", len(inputs), answered)
+}

@@ -158,8 +158,9 @@ func (w *Runner) applyInstance(ctx context.Context, st *planState, cs []*Change,
 		w.run(kc, func() error {
 			switch kc.Action {
 			case ActRotate:
+				// the spec's key parameters, else the record on the old key
 				rr, err := eng.RotateKey(ctx, t, inst, kc.keys, provision.RotateRequest{Ref: provision.Ref{Org: st.orgName, Space: sp.Name, Instance: in.Name}, Key: k.Name,
-					Out: specOutput(k, in)})
+					KeyParams: k.Parameters, Out: specOutput(k, in)})
 				if err != nil {
 					return err
 				}
