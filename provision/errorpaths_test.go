@@ -12,8 +12,11 @@ import (
 
 	"github.com/cloudfoundry/go-cfclient/v3/resource"
 	"github.com/xsprov/xsprov/provision"
+	"github.com/xsprov/xsprov/provision/apply"
+	"github.com/xsprov/xsprov/provision/cfapi"
 	"github.com/xsprov/xsprov/provision/cfsim"
 	"github.com/xsprov/xsprov/provision/remedy"
+	"github.com/xsprov/xsprov/provision/spec"
 	"github.com/xsprov/xsprov/provision/xssec"
 	"github.com/xsprov/xsprov/provision/xsuaa"
 )
@@ -250,5 +253,32 @@ func TestRemovalNeedsConsent(t *testing.T) {
 		if d := legacyParams(t, e); d["role-templates"] != nil {
 			t.Errorf("readable=%v: consented, yet the role templates remain", readable)
 		}
+	}
+}
+
+// TestCCWithoutIncluded: a Cloud Controller that answers include=… without
+// "included" (status panicked on it) still gets up, status, down and apply
+// through: what is missing is fetched.
+func TestCCWithoutIncluded(t *testing.T) {
+	e := newEnv(t, cfsim.WithoutIncluded())
+	p := e.connect(t, ciAuth)
+	req := e.upReq(t, "noinc", nil)
+	if _, err := p.Up(context.Background(), req); err != nil {
+		t.Fatalf("up: %v", err)
+	}
+	st, err := p.Status(context.Background(), provision.StatusRequest{Ref: req.Ref})
+	if err != nil || st.Instance == nil || st.Instance.Offering != "xsuaa" || st.Instance.Plan != "application" {
+		t.Fatalf("status: %v %+v", err, st)
+	}
+	sp, err := spec.Parse(e.dir+"/s.yaml", []byte("apiVersion: xsprov/v1\nmetadata: {name: s}\nspaces:\n  - {name: dev, roles: [{user: admin, role: developer}]}\ninstances:\n  - {name: s1, space: dev}\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runner := apply.New(p.Session(), nil, func(s *cfapi.Session, r provision.Reporter, labels map[string]string) apply.Engine {
+		return provision.New(s, provision.WithReporter(r), provision.WithLabels(labels))
+	})
+	res, err := runner.Apply(context.Background(), sp, apply.Options{Org: "acme", Parallel: 2})
+	if err != nil || res.Failed != 0 {
+		t.Fatalf("apply: %v %+v", err, res)
 	}
 }

@@ -39,7 +39,7 @@ func (p *Provisioner) Status(ctx context.Context, req StatusRequest) (*Status, e
 	}
 	st.Exists = true
 	is := &InstState{Name: inst.Name, GUID: inst.GUID, LastOperation: opView(inst.LastOperation)}
-	plan, off, err := p.s.CF.ServicePlans.GetIncludeServiceOffering(ctx, inst.Relationships.ServicePlan.Data.GUID)
+	plan, off, err := p.s.PlanWithOffering(ctx, inst.Relationships.ServicePlan.Data.GUID)
 	if err != nil {
 		return nil, cfapi.Classify("read service plan of instance", err)
 	}

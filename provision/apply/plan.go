@@ -134,7 +134,7 @@ func (w *Runner) existingRoles(ctx context.Context, st *planState) (map[string]b
 	opts := client.NewRoleListOptions()
 	opts.SpaceGUIDs = client.Filter{Values: guids}
 	opts.PerPage = 5000
-	roles, users, err := w.s.CF.Roles.ListIncludeUsersAll(ctx, opts)
+	roles, users, err := w.s.RolesWithUsers(ctx, opts)
 	if err != nil {
 		return nil, cfapi.Classify("list roles", err)
 	}

@@ -35,7 +35,7 @@ func (s *Session) ResolveTarget(ctx context.Context, org, space string) (Target,
 	opts.Names = client.Filter{Values: []string{space}}
 	opts.Include = resource.SpaceIncludeOrganization
 	opts.PerPage = 5000
-	spaces, orgs, _, err := s.CF.Spaces.ListIncludeOrganizations(ctx, opts)
+	spaces, orgs, err := s.SpacesWithOrgs(ctx, opts)
 	if err != nil {
 		return Target{}, Classify("look up space "+quote(space), err)
 	}
@@ -92,7 +92,7 @@ func (s *Session) ResolvePlan(ctx context.Context, t Target, offering, plan, bro
 		opts.ServiceBrokerNames = client.Filter{Values: []string{broker}}
 	}
 	opts.Include = resource.ServicePlanIncludeServiceOffering
-	plans, offs, _, err := s.CF.ServicePlans.ListIncludeServiceOffering(ctx, opts)
+	plans, offs, err := s.PlansWithOfferings(ctx, opts)
 	if err != nil {
 		return Plan{}, Classify("look up service plan "+quote(plan), err)
 	}

@@ -71,7 +71,7 @@ func (s *Sim) getSpace(req *request) {
 		return
 	}
 	r := s.renderSpace(req.base, sp)
-	if req.r.URL.Query().Get("include") == "organization" {
+	if req.r.URL.Query().Get("include") == "organization" && !s.opts.noIncluded {
 		r["included"] = map[string]any{"organizations": []any{s.renderOrg(req.base, s.st.Orgs[sp.OrgGUID])}}
 	}
 	writeJSON(req.w, http.StatusOK, r)
@@ -214,7 +214,7 @@ func (s *Sim) getPlan(req *request) {
 		return
 	}
 	r := s.renderPlan(req.base, p)
-	if strings.Contains(req.r.URL.Query().Get("include"), "service_offering") {
+	if strings.Contains(req.r.URL.Query().Get("include"), "service_offering") && !s.opts.noIncluded {
 		r["included"] = map[string]any{"service_offerings": []any{s.renderOffering(req.base, s.st.Offerings[p.OfferingGUID])}}
 	}
 	writeJSON(req.w, http.StatusOK, r)

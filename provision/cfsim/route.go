@@ -336,7 +336,7 @@ func (s *Sim) page(req *request, items []any, included map[string]any) {
 		},
 		"resources": items[lo:hi],
 	}
-	if included != nil {
+	if included != nil && !s.opts.noIncluded {
 		body["included"] = included
 	}
 	writeJSON(req.w, http.StatusOK, body)

@@ -47,6 +47,7 @@ type options struct {
 	logf          func(format string, args ...any)
 	dropResponse  float64
 	noParams      bool
+	noIncluded    bool
 }
 
 // Operations that take broker time.
@@ -119,6 +120,10 @@ func WithHiddenPlan(plan, orgSpace string) Option {
 
 // WithSeed replaces the default seed.
 func WithSeed(seed Seed) Option { return func(o *options) { o.seed = &seed } }
+
+// WithoutIncluded answers include=… without the "included" object, as some
+// Cloud Controllers did: clients must fetch what is missing.
+func WithoutIncluded() Option { return func(o *options) { o.noIncluded = true } }
 
 // WithStateFile loads the world from path when it exists and saves it there
 // after every change.
