@@ -38,6 +38,9 @@ type SimOptions struct {
 	FailNext      []string // op=message
 	Deterministic bool
 	Log           bool
+	// Public lets the simulator listen beyond loopback (it serves
+	// well-known passwords).
+	Public bool
 
 	simOpts []cfsim.Option
 	fails   [][2]string
@@ -86,11 +89,24 @@ ci-client / ci-secret. --seed FILE (YAML or JSON) replaces it.`,
 	fl.StringArrayVar(&opts.FailNext, "fail-next", nil, "fail the next broker operation: OP=MESSAGE (repeatable)")
 	fl.BoolVar(&opts.Deterministic, "deterministic-ids", false, "sequential GUIDs and secrets")
 	fl.BoolVar(&opts.Log, "log", false, "log every request on stderr")
+	fl.BoolVar(&opts.Public, "public", false, "allow --addr and --cert-addr beyond loopback (the simulator serves well-known passwords)")
 	return cmd
 }
 
 // build validates the flags into simulator options; problems are exit 2.
 func (o *SimOptions) build() error {
+	for flag, addr := range map[string]string{"--addr": o.Addr, "--cert-addr": o.CertAddr} {
+		if addr == "" || o.Public {
+			continue
+		}
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			return flagErrorf("%s %s: %v", flag, addr, err)
+		}
+		if !cfapi.IsLoopback(host) {
+			return flagErrorf("%s %s is not a loopback address; the simulator serves well-known passwords (allow it with --public)", flag, addr)
+		}
+	}
 	if o.BrokerDelay < 0 {
 		return flagErrorf("--broker-delay must not be negative")
 	}

@@ -127,7 +127,9 @@ func TestSimFlags(t *testing.T) {
 		{"--rate-limit", "100"}, {"--rate-limit", "0/1m"}, {"--flaky", "2"}, {"--lost-responses", "-1"},
 		{"--hide-plan", "application"}, {"--fail-next", "create"}, {"--fail-next", "explode=x"},
 		{"--per-page", "0"}, {"--token-lifetime", "1ms"}, {"--seed", bad}, {"--seed", empty}, {"--seed", "/nope"},
-		{"--addr", "not-an-address"}, {"--addr", "127.0.0.1:0", "--cert-addr", "999.1.1.1:1"},
+		{"--addr", "not-an-address"}, {"--addr", "127.0.0.1:0", "--cert-addr", "999.1.1.1:1", "--public"},
+		// beyond loopback only when asked: it serves well-known passwords
+		{"--addr", "0.0.0.0:9022"}, {"--addr", "127.0.0.1:0", "--cert-addr", ":9023"},
 	} {
 		ios, _, _, errOut := TestStreams()
 		code := run(context.Background(), append([]string{"sim"}, args...), &Factory{IO: ios, Getenv: func(string) string { return "" }})

@@ -228,6 +228,14 @@ func (w *Runner) planInstance(ctx context.Context, st *planState, in *spec.Insta
 		c.Action, c.Reason = ActError, "space "+strconv.Quote(in.Space)+" does not exist in organization "+st.orgName+" and is not in the spec's spaces"
 		return out
 	}
+	// The offering and plan as apply will resolve them (cached per space):
+	// a plan no one can see, or one that two brokers offer, is an error here
+	// already, not a clean plan that fails on apply.
+	t := cfapi.Target{OrgName: st.orgName, OrgGUID: st.orgGUID, SpaceName: sp.Name, SpaceGUID: sp.GUID}
+	if _, err := w.cachedPlan(ctx, st, t, in); err != nil {
+		c.Action, c.Reason = ActError, err.Error()
+		return out
+	}
 	cur := existing[sp.GUID+"/"+in.Name]
 	c.cur = cur
 	if cur == nil {
