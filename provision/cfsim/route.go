@@ -142,16 +142,30 @@ func (s *Sim) checkQuery(r *http.Request, rt *route) *apiError {
 			Detail: "The query parameter is invalid: Unknown query parameter(s): '" + strings.Join(unknown, "', '") + "'. Valid parameters are: '" + strings.Join(valid, "', '") + "'"}
 	}
 	if rt.list {
+		// the Cloud Controller's own words (app/messages/list_message.rb);
+		// it reads numbers as Ruby's to_i does ("5x" is 5, "x" is 0)
+		if v := q.Get("page"); v != "" && rubyToI(v) <= 0 {
+			return errBadQuery("Page must be a positive integer")
+		}
 		if v := q.Get("per_page"); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 || n > 5000 {
+			switch n := rubyToI(v); {
+			case n <= 0:
+				return errBadQuery("Per page must be a positive integer")
+			case n > 5000:
 				return errBadQuery("Per page must be between 1 and 5000")
 			}
 		}
-		if v := q.Get("page"); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 {
-				return errBadQuery("Page must be greater than 0")
+		if v := q.Get("order_by"); v != "" {
+			valid, col := orderBy(rt.pattern), v
+			if col[0] == '+' || col[0] == '-' {
+				col = col[1:]
+			}
+			if !slices.Contains(valid, col) {
+				quoted := make([]string, len(valid))
+				for i, c := range valid {
+					quoted[i] = "'" + c + "'"
+				}
+				return errBadQuery("Order by can only be: " + strings.Join(quoted, ", "))
 			}
 		}
 	}
@@ -289,11 +303,11 @@ func (s *Sim) page(req *request, items []any, included map[string]any) {
 	q := req.r.URL.Query()
 	perPage := s.opts.perPage
 	if v := q.Get("per_page"); v != "" {
-		perPage, _ = strconv.Atoi(v)
+		perPage = rubyToI(v)
 	}
 	pageNo := 1
 	if v := q.Get("page"); v != "" {
-		pageNo, _ = strconv.Atoi(v)
+		pageNo = rubyToI(v)
 	}
 	if items == nil {
 		items = []any{} // the Cloud Controller sends [], never null
@@ -326,7 +340,7 @@ func (s *Sim) page(req *request, items []any, included map[string]any) {
 	if pageNo < pages {
 		next = link(pageNo + 1)
 	}
-	if pageNo > 1 && pageNo <= pages {
+	if pageNo > 1 { // past the last page too, as the Cloud Controller does
 		prev = link(pageNo - 1)
 	}
 	body := map[string]any{
@@ -340,4 +354,34 @@ func (s *Sim) page(req *request, items []any, included map[string]any) {
 		body["included"] = included
 	}
 	writeJSON(req.w, http.StatusOK, body)
+}
+
+// rubyToI reads a number as Ruby's String#to_i: the leading digits, 0
+// without any.
+func rubyToI(s string) int {
+	n, i := 0, 0
+	neg := false
+	if i < len(s) && (s[i] == '-' || s[i] == '+') {
+		neg = s[i] == '-'
+		i++
+	}
+	for ; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
+		n = n*10 + int(s[i]-'0')
+		if n > 1<<30 {
+			break
+		}
+	}
+	if neg {
+		return -n
+	}
+	return n
+}
+
+// orderBy are the columns a list can be ordered by: created_at and
+// updated_at everywhere, name where resources have one.
+func orderBy(pattern string) []string {
+	if pattern == "/v3/roles" || pattern == "/v3/jobs" {
+		return []string{"created_at", "updated_at"}
+	}
+	return []string{"created_at", "updated_at", "name"}
 }

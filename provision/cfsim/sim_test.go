@@ -428,3 +428,29 @@ func TestLabelSelectorsAndRoles(t *testing.T) {
 		t.Errorf("plans by org and instance: %d %v", code, m)
 	}
 }
+
+// TestListQueriesAsTheCC: page, per_page and order_by are checked with the
+// Cloud Controller's messages; previous is there on every page past the first.
+func TestListQueriesAsTheCC(t *testing.T) {
+	c := newRaw(t, cfsim.MustNew())
+	for q, want := range map[string]string{
+		"page=0":          "Page must be a positive integer",
+		"page=x":          "Page must be a positive integer",
+		"per_page=0":      "Per page must be a positive integer",
+		"per_page=5001":   "Per page must be between 1 and 5000",
+		"order_by=colour": "Order by can only be: 'created_at', 'updated_at', 'name'",
+	} {
+		code, m, _ := c.json(http.MethodGet, "/v3/organizations?"+q, "")
+		errs, _ := m["errors"].([]any)
+		if code != 400 || errCode(m) != 10005 || len(errs) != 1 || !strings.Contains(errs[0].(map[string]any)["detail"].(string), want) {
+			t.Errorf("%s: %d %v", q, code, m)
+		}
+	}
+	if code, _, _ := c.json(http.MethodGet, "/v3/organizations?order_by=-name", ""); code != 200 {
+		t.Errorf("order_by=-name: %d", code)
+	}
+	_, m, _ := c.json(http.MethodGet, "/v3/organizations?page=3&per_page=1", "")
+	if p := m["pagination"].(map[string]any); p["previous"] == nil {
+		t.Errorf("page past the last: no previous: %v", p)
+	}
+}
