@@ -320,8 +320,12 @@ func (s *suite) lifecycle(t *testing.T) {
 		}
 	}
 	s.tokenFromKey(t, det.Credentials)
+	// an unknown key: 404 10010 "Service credential binding not found", as
+	// the Cloud Controller answers (not 10000), for details and parameters
 	_, err = s.cf.ServiceCredentialBindings.GetDetails(ctx, "no-such-key")
-	expectCFError(t, err, 10000)
+	expectCFError(t, err, 10010)
+	_, err = s.cf.ServiceCredentialBindings.GetParameters(ctx, "no-such-key")
+	expectCFError(t, err, 10010)
 	// Delete the instance: the job removes the key first.
 	djob, err := s.cf.ServiceInstances.Delete(ctx, guid)
 	if err != nil {

@@ -64,9 +64,8 @@ func (s *Sim) keyDetails(req *request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.advance()
-	k := s.st.Keys[req.params[0]]
+	k := s.keyOr404(req)
 	if k == nil {
-		writeError(req.w, errUnknownRequest())
 		return
 	}
 	if k.LastOp.State != "succeeded" || k.LastOp.Type != "create" {
@@ -84,9 +83,18 @@ func (s *Sim) keyDetails(req *request) {
 func (s *Sim) keyParams(req *request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	k := s.st.Keys[req.params[0]]
+	k := s.keyOr404(req)
 	if k == nil {
-		writeError(req.w, errUnknownRequest())
+		return
+	}
+	switch {
+	case k.LastOp.Type == "create" && k.LastOp.State == "failed":
+		writeError(req.w, errKeyNotFound()) // the broker never made it
+		return
+	case s.opts.noParams:
+		// real BTP: the xsuaa offering has bindings_retrievable false
+		writeError(req.w, &apiError{Code: 90007, Title: "CF-ServiceFetchBindingParametersNotSupported",
+			Detail: "This service does not support fetching service binding parameters.", status: 400})
 		return
 	}
 	p := map[string]any{}

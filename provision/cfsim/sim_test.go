@@ -454,3 +454,32 @@ func TestListQueriesAsTheCC(t *testing.T) {
 		t.Errorf("page past the last: no previous: %v", p)
 	}
 }
+
+// TestKeyParametersAsBTP: where the offering hides binding parameters (real
+// BTP) reading them is 400 90007; a key whose creation failed has none (404).
+func TestKeyParametersAsBTP(t *testing.T) {
+	for _, hidden := range []bool{true, false} {
+		var opts []cfsim.Option
+		if hidden {
+			opts = append(opts, cfsim.WithoutRetrievableParameters())
+		}
+		sim := cfsim.MustNew(opts...)
+		c := newRaw(t, sim)
+		org := c.guid("/v3/organizations", "names=acme")
+		space := c.guid("/v3/spaces", "names=dev&organization_guids="+org)
+		plan := c.guid("/v3/service_plans", "names=application&service_offering_names=xsuaa")
+		c.json(http.MethodPost, "/v3/service_instances", createBody("p", space, plan, `{"xsappname":"papp"}`))
+		inst := c.guid("/v3/service_instances", "names=p")
+		c.json(http.MethodPost, "/v3/service_credential_bindings", `{"type":"key","name":"ok","parameters":{"unknown-field":1},"relationships":{"service_instance":{"data":{"guid":"`+inst+`"}}}}`)
+		sim.FailNext(cfsim.OpBind, "no")
+		c.json(http.MethodPost, "/v3/service_credential_bindings", `{"type":"key","name":"bad","relationships":{"service_instance":{"data":{"guid":"`+inst+`"}}}}`)
+		code, m, _ := c.json(http.MethodGet, "/v3/service_credential_bindings/"+c.guid("/v3/service_credential_bindings", "names=ok")+"/parameters", "")
+		if hidden && (code != 400 || errCode(m) != 90007) || !hidden && code != 200 {
+			t.Errorf("hidden=%v: parameters of a good key: %d %v", hidden, code, m)
+		}
+		code, m, _ = c.json(http.MethodGet, "/v3/service_credential_bindings/"+c.guid("/v3/service_credential_bindings", "names=bad")+"/parameters", "")
+		if code != 404 || errCode(m) != 10010 {
+			t.Errorf("hidden=%v: parameters of a failed key: %d %v", hidden, code, m)
+		}
+	}
+}
