@@ -226,7 +226,12 @@ func (s *Sim) finish(j *Job, now time.Time) {
 		}
 		j.State = "FAILED"
 		j.Errors = []apiError{{Code: 10009, Title: "CF-UnableToPerform", Detail: pre + msg}}
-		s.setResourceState(j, "failed", msg, now)
+		desc := msg
+		if j.FailEarly {
+			// recorded on BTP: "Service broker error: Service broker xsuaa failed with: …"
+			desc = "Service broker error: " + msg
+		}
+		s.setResourceState(j, "failed", desc, now)
 		s.release(j)
 		return
 	}

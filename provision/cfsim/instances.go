@@ -11,8 +11,6 @@ func (s *Sim) root(req *request) {
 	b := req.base
 	writeJSON(req.w, http.StatusOK, map[string]any{"links": map[string]any{
 		"self":                href(b),
-		"bits_service":        nil,
-		"cloud_controller_v2": nil,
 		"cloud_controller_v3": map[string]any{"href": b + "/v3", "meta": map[string]any{"version": APIVersion}},
 		"network_policy_v0":   href(b + "/networking/v0/external"),
 		"network_policy_v1":   href(b + "/networking/v1/external"),

@@ -93,8 +93,14 @@ func (s *Sim) renderPlan(b string, p *Plan) map[string]any {
 	return r
 }
 
-func renderLastOp(l LastOp) map[string]any {
-	return map[string]any{"type": l.Type, "state": l.State, "description": l.Description,
+// renderLastOp renders a last operation; its description is null where the
+// Cloud Controller has none (a fresh instance's, a key's without an error).
+func renderLastOp(l LastOp, nullDescription bool) map[string]any {
+	var desc any = l.Description
+	if nullDescription {
+		desc = nil
+	}
+	return map[string]any{"type": l.Type, "state": l.State, "description": desc,
 		"created_at": l.Created.Format(ts), "updated_at": l.Updated.Format(ts)}
 }
 
@@ -107,7 +113,7 @@ func (s *Sim) renderInstance(b string, i *Instance) map[string]any {
 	r["maintenance_info"] = map[string]any{}
 	r["upgrade_available"] = false
 	r["dashboard_url"] = nil
-	r["last_operation"] = renderLastOp(i.LastOp)
+	r["last_operation"] = renderLastOp(i.LastOp, i.LastOp.State == "initial")
 	r["relationships"] = map[string]any{"space": rel(i.SpaceGUID), "service_plan": rel(i.PlanGUID)}
 	l := r["links"].(map[string]any)
 	l["space"] = href(b + "/v3/spaces/" + i.SpaceGUID)
@@ -131,7 +137,7 @@ func (s *Sim) renderKey(b string, k *Key) map[string]any {
 	r := base(k.meta, self)
 	r["name"] = k.Name
 	r["type"] = "key"
-	r["last_operation"] = renderLastOp(k.LastOp)
+	r["last_operation"] = renderLastOp(k.LastOp, k.LastOp.Description == "")
 	r["relationships"] = map[string]any{"service_instance": rel(k.InstanceGUID)}
 	l := r["links"].(map[string]any)
 	l["details"] = href(self + "/details")

@@ -483,3 +483,50 @@ func TestKeyParametersAsBTP(t *testing.T) {
 		}
 	}
 }
+
+// TestBTPRecordedShapes: what recordings of a real BTP landscape show: no
+// bits_service or v2 link at the root, a fresh instance's and a key's
+// last_operation.description null, a failed create described as "Service
+// broker error: Service broker xsuaa failed with: …", and XSUAA tokens valid
+// 43,200 s whatever the CF UAA's own token lifetime.
+func TestBTPRecordedShapes(t *testing.T) {
+	c, clk, space, plan := setup(t, cfsim.WithBrokerDelay(10*time.Second), cfsim.WithTokenLifetime(5*time.Minute))
+	_, root, _ := c.json(http.MethodGet, "/", "")
+	links := root["links"].(map[string]any)
+	for _, k := range []string{"bits_service", "cloud_controller_v2"} {
+		if _, ok := links[k]; ok {
+			t.Errorf("the root links %s", k)
+		}
+	}
+	c.json(http.MethodPost, "/v3/service_instances", createBody("fresh", space, plan, `{"xsappname":"fresh"}`))
+	_, m, _ := c.json(http.MethodGet, "/v3/service_instances/"+c.guid("/v3/service_instances", "names=fresh"), "")
+	if lo := m["last_operation"].(map[string]any); lo["description"] != nil {
+		t.Errorf("a fresh instance's description: %v", lo)
+	}
+	clk.Advance(11 * time.Second)
+	inst := c.guid("/v3/service_instances", "names=fresh")
+	c.json(http.MethodPost, "/v3/service_credential_bindings", `{"type":"key","name":"k","relationships":{"service_instance":{"data":{"guid":"`+inst+`"}}}}`)
+	clk.Advance(11 * time.Second)
+	key := c.guid("/v3/service_credential_bindings", "names=k")
+	_, k, _ := c.json(http.MethodGet, "/v3/service_credential_bindings/"+key, "")
+	if lo := k["last_operation"].(map[string]any); lo["description"] != nil || lo["state"] != "succeeded" {
+		t.Errorf("a key's last operation: %v", lo)
+	}
+	c.json(http.MethodPost, "/v3/service_instances", createBody("bad", space, plan, `{"xsappname":"a b"}`))
+	clk.Advance(11 * time.Second)
+	_, b, _ := c.json(http.MethodGet, "/v3/service_instances/"+c.guid("/v3/service_instances", "names=bad"), "")
+	if d, _ := b["last_operation"].(map[string]any)["description"].(string); !strings.HasPrefix(d, "Service broker error: Service broker xsuaa failed with: ") {
+		t.Errorf("a failed create's description: %q", d)
+	}
+	_, det, _ := c.json(http.MethodGet, "/v3/service_credential_bindings/"+key+"/details", "")
+	cr := det["credentials"].(map[string]any)
+	zone := strings.TrimPrefix(cr["url"].(string), "http://sim.test")
+	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {cr["clientid"].(string)}, "client_secret": {cr["clientsecret"].(string)}}
+	rec := c.do(http.MethodPost, zone+"/oauth/token", "application/x-www-form-urlencoded", form.Encode(), false)
+	var tok struct {
+		ExpiresIn int `json:"expires_in"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &tok); err != nil || tok.ExpiresIn < 43000 {
+		t.Errorf("XSUAA token: %d %s", rec.Code, rec.Body)
+	}
+}

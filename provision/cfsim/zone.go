@@ -92,9 +92,6 @@ func (s *Sim) issueZoneToken(req *request, zone string, key *Key, inst *Instance
 			validity = n
 		}
 	}
-	if lt := int(s.opts.tokenLifetime.Seconds()); lt > 0 && lt < validity {
-		validity = lt
-	}
 	org := s.orgOfInstance(inst)
 	// A client-credentials token carries the scopes the app grants itself
 	// through authorities; a user's token the app's own scopes (the simulator
