@@ -530,3 +530,26 @@ func TestBTPRecordedShapes(t *testing.T) {
 		t.Errorf("XSUAA token: %d %s", rec.Code, rec.Body)
 	}
 }
+
+// TestUAAGrantErrors: a missing grant type is 400 invalid_request, an
+// unknown one 400 unsupported_grant_type (not 401).
+func TestUAAGrantErrors(t *testing.T) {
+	c := newRaw(t, cfsim.MustNew())
+	for form, want := range map[string]string{
+		"client_id=cf&client_secret=":                               "invalid_request",
+		"grant_type=magic&client_id=cf&client_secret=":              "unsupported_grant_type",
+		"grant_type=client_credentials&client_id=cf&client_secret=": "",
+	} {
+		rec := c.do(http.MethodPost, "/uaa/oauth/token", "application/x-www-form-urlencoded", form, false)
+		var e struct {
+			Error string `json:"error"`
+		}
+		_ = json.Unmarshal(rec.Body.Bytes(), &e)
+		if want != "" && (rec.Code != 400 || e.Error != want) {
+			t.Errorf("%s: %d %s", form, rec.Code, rec.Body)
+		}
+		if want == "" && rec.Code != 401 {
+			t.Errorf("%s (a grant the cf client may not use): %d %s", form, rec.Code, rec.Body)
+		}
+	}
+}

@@ -251,6 +251,14 @@ func (s *Sim) uaaToken(req *request) {
 		return
 	}
 	grant := form.Get("grant_type")
+	switch {
+	case grant == "":
+		writeOAuthError(w, errMissingGrant)
+		return
+	case !slices.Contains(knownGrants, grant):
+		writeOAuthError(w, oauthError{status: 400, code: "unsupported_grant_type", descr: "Unsupported grant type: " + grant})
+		return
+	}
 	if !slices.Contains(client.Grants, grant) {
 		writeOAuthError(w, oauthError{status: 401, code: "invalid_client", descr: "Unauthorized grant type: " + grant})
 		return
@@ -368,3 +376,11 @@ func jsonNumber(v any) string {
 	}
 	return ""
 }
+
+// knownGrants are the grant types UAA knows; an unknown one is 400
+// unsupported_grant_type, a known one the client may not use 401.
+var knownGrants = []string{"password", "client_credentials", "refresh_token", "authorization_code", "implicit",
+	"urn:ietf:params:oauth:grant-type:jwt-bearer", "urn:ietf:params:oauth:grant-type:saml2-bearer", "user_token"}
+
+// errMissingGrant is UAA's answer to a token request without grant_type.
+var errMissingGrant = oauthError{status: 400, code: "invalid_request", descr: "Missing grant type"}

@@ -26,6 +26,10 @@ func (s *Sim) zoneToken(req *request) {
 	defer s.mu.Unlock()
 	s.advance()
 	grant := form.Get("grant_type")
+	if grant == "" {
+		writeOAuthError(w, errMissingGrant)
+		return
+	}
 	if grant != "client_credentials" && grant != "password" {
 		writeOAuthError(w, oauthError{status: 400, code: "unsupported_grant_type", descr: "Unsupported grant type: " + grant})
 		return
