@@ -232,3 +232,26 @@ func (s *Sim) featureFlag(req *request) {
 	writeJSON(req.w, http.StatusOK, map[string]any{"name": name, "enabled": enabled, "updated_at": nil, "custom_error_message": nil,
 		"links": map[string]any{"self": href(req.base + "/v3/feature_flags/" + name)}})
 }
+
+// planVisibility is GET /v3/service_plans/:guid/visibility: "public", or
+// "organization" with the orgs that see the plan (in at least one space).
+func (s *Sim) planVisibility(req *request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.st.Plans[req.params[0]]
+	if p == nil {
+		writeError(req.w, errNotFound("Service plan"))
+		return
+	}
+	if len(p.HiddenIn) == 0 {
+		writeJSON(req.w, http.StatusOK, map[string]any{"type": "public"})
+		return
+	}
+	orgs := []any{}
+	for _, o := range sorted(s.st.Orgs, func(o *Org) int64 { return o.Seq }) {
+		if s.planVisibleInOrgs(p, filter{o.GUID}) {
+			orgs = append(orgs, map[string]any{"guid": o.GUID, "name": o.Name})
+		}
+	}
+	writeJSON(req.w, http.StatusOK, map[string]any{"type": "organization", "organizations": orgs})
+}

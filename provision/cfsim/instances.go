@@ -28,7 +28,13 @@ func (s *Sim) root(req *request) {
 func (s *Sim) v3root(req *request) {
 	b := req.base + "/v3"
 	links := map[string]any{"self": href(b)}
-	for _, r := range []string{"organizations", "spaces", "service_brokers", "service_offerings", "service_plans", "service_instances", "service_credential_bindings", "jobs", "info"} {
+	// the links the Cloud Controller lists, whether the simulator serves
+	// the resource or not
+	for _, r := range []string{"app_usage_events", "apps", "audit_events", "buildpacks", "builds", "deployments", "domains",
+		"droplets", "environment_variable_groups", "feature_flags", "info", "isolation_segments", "organizations",
+		"organization_quotas", "packages", "processes", "resource_matches", "roles", "routes", "security_groups",
+		"service_brokers", "service_instances", "service_credential_bindings", "service_offerings", "service_plans",
+		"service_route_bindings", "service_usage_events", "sidecars", "spaces", "space_quotas", "stacks", "tasks", "users"} {
 		links[r] = href(b + "/" + r)
 	}
 	writeJSON(req.w, http.StatusOK, map[string]any{"links": links})

@@ -63,6 +63,7 @@ var routes = func() []*route {
 		ccRoute(http.MethodGet, "/v3/service_offerings/:guid", (*Sim).getOffering, "fields[service_broker]"),
 		listRoute("/v3/service_plans", (*Sim).listPlans, "names", "available", "service_offering_names", "service_offering_guids", "service_broker_names", "service_broker_guids", "space_guids", "organization_guids", "service_instance_guids", "broker_catalog_ids", "include", "fields[service_offering.service_broker]"),
 		ccRoute(http.MethodGet, "/v3/service_plans/:guid", (*Sim).getPlan, "include", "fields[service_offering.service_broker]"),
+		ccRoute(http.MethodGet, "/v3/service_plans/:guid/visibility", (*Sim).planVisibility),
 
 		listRoute("/v3/service_instances", (*Sim).listInstances, "names", "space_guids", "organization_guids", "service_plan_guids", "service_plan_names", "type", "fields[space]", "fields[space.organization]", "fields[service_plan]", "fields[service_plan.service_offering]", "fields[service_plan.service_offering.service_broker]"),
 		ccRoute(http.MethodPost, "/v3/service_instances", (*Sim).createInstance),

@@ -553,3 +553,17 @@ func TestUAAGrantErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestPlanVisibility: GET /v3/service_plans/:guid/visibility.
+func TestPlanVisibility(t *testing.T) {
+	c := newRaw(t, cfsim.MustNew(cfsim.WithHiddenPlan("application", "acme/prod")))
+	plan := c.guid("/v3/service_plans", "names=application&service_offering_names=xsuaa")
+	code, m, _ := c.json(http.MethodGet, "/v3/service_plans/"+plan+"/visibility", "")
+	orgs, _ := m["organizations"].([]any)
+	if code != 200 || m["type"] != "organization" || len(orgs) == 0 || orgs[0].(map[string]any)["name"] != "acme" {
+		t.Errorf("visibility: %d %v", code, m)
+	}
+	if code, m, _ := c.json(http.MethodGet, "/v3/service_plans/nope/visibility", ""); code != 404 || errCode(m) != 10010 {
+		t.Errorf("unknown plan: %d %v", code, m)
+	}
+}
