@@ -399,6 +399,17 @@ func (s *Sim) deleteInstance(req *request) {
 		req.w.WriteHeader(http.StatusNoContent)
 		return
 	}
+	if i.Busy != "" && i.LastOp.Type == "create" && i.LastOp.State == "in progress" {
+		// The Cloud Controller accepts deleting an instance whose
+		// asynchronous create is in progress (the broker is told to
+		// deprovision); the create's job ends. Its wording is the
+		// simulator's own.
+		if cj := s.st.Jobs[i.Busy]; cj != nil {
+			cj.State, cj.Updated = "FAILED", s.now()
+			cj.Errors = []apiError{{Code: 10009, Title: "CF-UnableToPerform", Detail: "provision could not be completed: the service instance is being deleted"}}
+			s.release(cj)
+		}
+	}
 	if i.Busy != "" {
 		writeError(req.w, errUnprocessable("There is an operation in progress for the service instance."))
 		return

@@ -567,3 +567,20 @@ func TestPlanVisibility(t *testing.T) {
 		t.Errorf("unknown plan: %d %v", code, m)
 	}
 }
+
+// TestDeleteDuringAsyncCreate: deleting an instance whose asynchronous create
+// is in progress is accepted (202), as the Cloud Controller allows.
+func TestDeleteDuringAsyncCreate(t *testing.T) {
+	c, clk, space, plan := setup(t, cfsim.WithBrokerDelay(20*time.Second))
+	c.json(http.MethodPost, "/v3/service_instances", createBody("gone", space, plan, `{"xsappname":"gone"}`))
+	clk.Advance(5 * time.Second) // the broker has accepted: POLLING, in progress
+	inst := c.guid("/v3/service_instances", "names=gone")
+	code, m, h := c.json(http.MethodDelete, "/v3/service_instances/"+inst, "")
+	if code != 202 || h.Get("Location") == "" {
+		t.Fatalf("delete during an async create: %d %v", code, m)
+	}
+	clk.Advance(25 * time.Second)
+	if code, _, _ := c.json(http.MethodGet, "/v3/service_instances/"+inst, ""); code != 404 {
+		t.Errorf("the instance is still there: %d", code)
+	}
+}
