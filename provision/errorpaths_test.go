@@ -184,7 +184,7 @@ func legacyParams(t *testing.T, e *env) map[string]any {
 // just gives credentials.
 func TestLegacyInstanceKeepsItsDescriptor(t *testing.T) {
 	for _, readable := range []bool{true, false} {
-		var opts []cfsim.Option
+		opts := []cfsim.Option{cfsim.WithRetrievableParameters()}
 		if !readable {
 			opts = append(opts, cfsim.WithoutRetrievableParameters())
 		}
@@ -224,7 +224,7 @@ func TestLegacyInstanceKeepsItsDescriptor(t *testing.T) {
 // that cannot be read needs one too.
 func TestRemovalNeedsConsent(t *testing.T) {
 	for _, readable := range []bool{true, false} {
-		var opts []cfsim.Option
+		opts := []cfsim.Option{cfsim.WithRetrievableParameters()}
 		if !readable {
 			opts = append(opts, cfsim.WithoutRetrievableParameters())
 		}

@@ -525,7 +525,20 @@ func TestPlanDetailedExitCodeOnErrors(t *testing.T) {
 // xs-security.json` keeps its scopes and role templates through `up legacy
 // --xsappname legacy-app` (they were replaced with defaults, unasked).
 func TestUpOnALegacyInstance(t *testing.T) {
-	sim := cfsim.MustNew()
+	for _, readable := range []bool{true, false} {
+		t.Run(map[bool]string{true: "readable", false: "btp"}[readable], func(t *testing.T) { upOnALegacyInstance(t, readable) })
+	}
+}
+
+// upOnALegacyInstance: where the parameters can be read back, the field is
+// merged and nothing changes; where not (real BTP), it is refused (exit 2)
+// rather than replacing the descriptor blind. The scopes stay either way.
+func upOnALegacyInstance(t *testing.T, readable bool) {
+	var opts []cfsim.Option
+	if readable {
+		opts = append(opts, cfsim.WithRetrievableParameters())
+	}
+	sim := cfsim.MustNew(opts...)
 	srv := httptest.NewServer(sim)
 	defer srv.Close()
 	ctx := context.Background()
@@ -552,7 +565,10 @@ func TestUpOnALegacyInstance(t *testing.T) {
 	}
 	sim.ResetCounts()
 	code, _, errOut := runIn(t, srv.URL, t.TempDir(), nil, "up", "legacy", "--xsappname", "legacy-app")
-	if code != 0 {
+	switch {
+	case readable && code != 0:
+		t.Fatalf("exit %d\n%s", code, errOut)
+	case !readable && (code != exitUsage || !strings.Contains(errOut, "cannot be merged") || !strings.Contains(errOut, "--params")):
 		t.Fatalf("exit %d\n%s", code, errOut)
 	}
 	if n := sim.Counts().ByCall["PATCH /v3/service_instances/:guid"]; n != 0 {

@@ -41,6 +41,8 @@ type SimOptions struct {
 	// Public lets the simulator listen beyond loopback (it serves
 	// well-known passwords).
 	Public bool
+	// Retrievable lets parameters be read back (real BTP's xsuaa does not).
+	Retrievable bool
 
 	simOpts []cfsim.Option
 	fails   [][2]string
@@ -89,6 +91,7 @@ ci-client / ci-secret. --seed FILE (YAML or JSON) replaces it.`,
 	fl.StringArrayVar(&opts.FailNext, "fail-next", nil, "fail the next broker operation: OP=MESSAGE (repeatable)")
 	fl.BoolVar(&opts.Deterministic, "deterministic-ids", false, "sequential GUIDs and secrets")
 	fl.BoolVar(&opts.Log, "log", false, "log every request on stderr")
+	fl.BoolVar(&opts.Retrievable, "retrievable-parameters", false, "let instance and key parameters be read back (real SAP BTP's xsuaa does not: 400 120004 / 90007)")
 	fl.BoolVar(&opts.Public, "public", false, "allow --addr and --cert-addr beyond loopback (the simulator serves well-known passwords)")
 	return cmd
 }
@@ -148,6 +151,9 @@ func (o *SimOptions) build() error {
 	}
 	if o.SecondBroker {
 		o.simOpts = append(o.simOpts, cfsim.WithSecondBroker())
+	}
+	if o.Retrievable {
+		o.simOpts = append(o.simOpts, cfsim.WithRetrievableParameters())
 	}
 	for _, h := range o.HidePlans {
 		plan, space, ok := strings.Cut(h, "=")

@@ -67,7 +67,11 @@ func realBackend(t *testing.T) *backend {
 }
 
 func TestContractSim(t *testing.T) {
-	runContract(t, simBackend(t, cfsim.WithDefaultPerPage(1)))
+	// as real SAP BTP (parameters hidden), and as offerings that show them
+	t.Run("btp", func(t *testing.T) { runContract(t, simBackend(t, cfsim.WithDefaultPerPage(1))) })
+	t.Run("retrievable", func(t *testing.T) {
+		runContract(t, simBackend(t, cfsim.WithDefaultPerPage(1), cfsim.WithRetrievableParameters()))
+	})
 }
 
 func TestContractReal(t *testing.T) {
@@ -80,6 +84,9 @@ type suite struct {
 	cf        *client.Client
 	spaceGUID string
 	planGUID  string
+	// retrievable: the offering lets parameters be read back (real BTP's
+	// xsuaa does not: 400 120004)
+	retrievable bool
 }
 
 func runContract(t *testing.T, b *backend) {
@@ -205,9 +212,14 @@ func (s *suite) plans(t *testing.T) {
 		t.Errorf("brokers: %v (%d)", err, len(brokers))
 	}
 	off, err := s.cf.ServiceOfferings.Get(ctx, offs[0].GUID)
-	if err != nil || !off.BrokerCatalog.Features.InstancesRetrievable {
-		t.Errorf("offering: %v, instances_retrievable=%v", err, off != nil && off.BrokerCatalog.Features.InstancesRetrievable)
+	if err != nil {
+		t.Fatalf("offering: %v", err)
 	}
+	f := off.BrokerCatalog.Features
+	if f.InstancesRetrievable != f.BindingsRetrievable || f.PlanUpdateable {
+		t.Errorf("offering features %+v: BTP's xsuaa has instances and bindings retrievable alike and plans not updateable", f)
+	}
+	s.retrievable = f.InstancesRetrievable
 }
 
 func (s *suite) create(t *testing.T, name string, params string) (string, string) {
@@ -266,8 +278,11 @@ func (s *suite) lifecycle(t *testing.T) {
 		t.Fatalf("instance: %v %+v", err, si)
 	}
 	params, err := s.cf.ServiceInstances.GetManagedParameters(ctx, guid)
-	if err != nil || !strings.Contains(string(*params), app) {
+	switch {
+	case s.retrievable && (err != nil || !strings.Contains(string(*params), app)):
 		t.Errorf("parameters: %v %s", err, params)
+	case !s.retrievable:
+		expectCFError(t, err, 120004)
 	}
 	// The same name again is taken (422 10008, not 60002).
 	raw := json.RawMessage(`{"xsappname":"` + app + `"}`)

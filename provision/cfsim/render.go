@@ -59,7 +59,8 @@ func (s *Sim) renderOffering(b string, o *Offering) map[string]any {
 	r["documentation_url"] = "https://help.sap.com/docs/btp"
 	r["broker_catalog"] = map[string]any{
 		"id": o.CatalogID, "metadata": map[string]any{"displayName": "Authorization and Trust Management Service"},
-		"features": map[string]any{"plan_updateable": true, "bindable": true, "instances_retrievable": !s.opts.noParams, "bindings_retrievable": true, "allow_context_updates": false},
+		// as recorded on real SAP BTP
+		"features": map[string]any{"plan_updateable": false, "bindable": true, "instances_retrievable": !s.opts.noParams, "bindings_retrievable": !s.opts.noParams, "allow_context_updates": false},
 	}
 	r["relationships"] = map[string]any{"service_broker": rel(o.BrokerGUID)}
 	r["links"].(map[string]any)["service_plans"] = href(b + "/v3/service_plans?service_offering_guids=" + o.GUID)
@@ -81,7 +82,7 @@ func (s *Sim) renderPlan(b string, p *Plan) map[string]any {
 	r["maintenance_info"] = map[string]any{}
 	r["broker_catalog"] = map[string]any{
 		"id": p.CatalogID, "metadata": map[string]any{}, "maximum_polling_duration": nil,
-		"features": map[string]any{"bindable": true, "plan_updateable": true},
+		"features": map[string]any{"bindable": true, "plan_updateable": false},
 	}
 	r["schemas"] = map[string]any{
 		"service_instance": map[string]any{"create": map[string]any{"parameters": map[string]any{}}, "update": map[string]any{"parameters": map[string]any{}}},

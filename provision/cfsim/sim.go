@@ -106,9 +106,15 @@ func WithLostResponses(fraction float64) Option {
 	return func(o *options) { o.dropResponse = fraction }
 }
 
-// WithoutRetrievableParameters makes the offerings refuse to return instance
-// parameters (instances_retrievable false: 400 120004), as some brokers do.
+// WithoutRetrievableParameters makes the offerings refuse to return
+// instance and binding parameters (instances_retrievable and
+// bindings_retrievable false: 400 120004 and 90007). It is the default: the
+// xsuaa offering of real SAP BTP does so.
 func WithoutRetrievableParameters() Option { return func(o *options) { o.noParams = true } }
+
+// WithRetrievableParameters lets parameters be read back, as other
+// offerings and brokers allow.
+func WithRetrievableParameters() Option { return func(o *options) { o.noParams = false } }
 
 // WithSecondBroker adds a broker "xsuaa-clone" that also offers "xsuaa".
 func WithSecondBroker() Option { return func(o *options) { o.secondBroker = true } }
@@ -167,6 +173,7 @@ func New(opts ...Option) (*Sim, error) {
 		delays:        map[string]time.Duration{},
 		tokenLifetime: 10 * time.Minute,
 		perPage:       50,
+		noParams:      true, // as on real SAP BTP
 	}
 	for _, opt := range opts {
 		opt(&o)

@@ -124,7 +124,7 @@ func createBody(name, space, plan, params string) string {
 // TestJobAndLastOperationMoveTogether checks the state machine with a fake
 // clock: PROCESSING/initial, POLLING/in progress, COMPLETE/succeeded.
 func TestJobAndLastOperationMoveTogether(t *testing.T) {
-	c, clk, space, plan := setup(t, cfsim.WithBrokerDelay(10*time.Second))
+	c, clk, space, plan := setup(t, cfsim.WithBrokerDelay(10*time.Second), cfsim.WithRetrievableParameters())
 	code, _, h := c.json(http.MethodPost, "/v3/service_instances", createBody("i1", space, plan, `{"xsappname":"a1"}`))
 	if code != 202 || !strings.HasPrefix(h.Get("Location"), "http://sim.test/v3/jobs/") {
 		t.Fatalf("create: %d, Location %q", code, h.Get("Location"))
@@ -459,7 +459,7 @@ func TestListQueriesAsTheCC(t *testing.T) {
 // BTP) reading them is 400 90007; a key whose creation failed has none (404).
 func TestKeyParametersAsBTP(t *testing.T) {
 	for _, hidden := range []bool{true, false} {
-		var opts []cfsim.Option
+		opts := []cfsim.Option{cfsim.WithRetrievableParameters()}
 		if hidden {
 			opts = append(opts, cfsim.WithoutRetrievableParameters())
 		}
