@@ -10,7 +10,6 @@ import (
 
 	"github.com/cloudfoundry/go-cfclient/v3/resource"
 
-	"github.com/xsprov/xsprov/provision/cfapi"
 	"github.com/xsprov/xsprov/provision/remedy"
 	"github.com/xsprov/xsprov/provision/spec"
 	"github.com/xsprov/xsprov/provision/xssec"
@@ -111,7 +110,7 @@ type planState struct {
 	orgName string
 	orgGUID string
 	spaces  map[string]*resource.Space // lower-case name → space
-	plans   map[string]cfapi.Plan
+	plans   map[string]*planEntry
 	mu      sync.Mutex
 }
 

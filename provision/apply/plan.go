@@ -28,7 +28,7 @@ func (w *Runner) Plan(ctx context.Context, s *spec.Spec, o Options) (*Result, er
 // loadOrg finds the spec's org and its spaces: what plan and destroy start
 // from.
 func (w *Runner) loadOrg(ctx context.Context, s *spec.Spec, o Options) (*planState, *Result, error) {
-	st := &planState{spec: s, opts: o, spaces: map[string]*resource.Space{}, plans: map[string]cfapi.Plan{}}
+	st := &planState{spec: s, opts: o, spaces: map[string]*resource.Space{}, plans: map[string]*planEntry{}}
 	oopts := client.NewOrganizationListOptions()
 	oopts.Names = client.Filter{Values: []string{o.Org}}
 	orgs, err := w.s.CF.Organizations.ListAll(ctx, oopts)

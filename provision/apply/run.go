@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/cloudfoundry/go-cfclient/v3/resource"
 
@@ -211,20 +212,23 @@ func skip(cs []*Change, why string) {
 	}
 }
 
+// planEntry is a plan resolved once per run, however many workers ask for
+// it at the same time.
+type planEntry struct {
+	once sync.Once
+	plan cfapi.Plan
+	err  error
+}
+
 func (w *Runner) cachedPlan(ctx context.Context, st *planState, t cfapi.Target, in *spec.Instance) (cfapi.Plan, error) {
 	id := t.SpaceGUID + "|" + in.Offering + "|" + in.Plan + "|" + in.Broker
 	st.mu.Lock()
-	pl, ok := st.plans[id]
-	st.mu.Unlock()
-	if ok {
-		return pl, nil
+	e := st.plans[id]
+	if e == nil {
+		e = &planEntry{}
+		st.plans[id] = e
 	}
-	pl, err := w.s.ResolvePlan(ctx, t, in.Offering, in.Plan, in.Broker)
-	if err != nil {
-		return cfapi.Plan{}, err
-	}
-	st.mu.Lock()
-	st.plans[id] = pl
 	st.mu.Unlock()
-	return pl, nil
+	e.once.Do(func() { e.plan, e.err = w.s.ResolvePlan(ctx, t, in.Offering, in.Plan, in.Broker) })
+	return e.plan, e.err
 }
