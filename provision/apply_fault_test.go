@@ -3,7 +3,10 @@ package provision_test
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -50,5 +53,57 @@ func TestApplyParallelAcrossTokenExpiry(t *testing.T) {
 	}
 	if n := e.sim.Counts().ByCall["POST /uaa/oauth/token"]; n < 2 {
 		t.Errorf("%d token requests: no token expired during the run", n)
+	}
+}
+
+// TestApplySharesOneRequestBudget: parallel workers against the rate
+// limiter share one budget. They slow down before the limit and a 429 pauses
+// all of them once, so the run ends with everything done and few 429s. Each
+// worker waiting out its own 429s saw many more.
+func TestApplySharesOneRequestBudget(t *testing.T) {
+	clk := newAutoClock()
+	clk.pace = 2000
+	sim := cfsim.MustNew(cfsim.WithClock(clk.Now), cfsim.WithBrokerDelay(2*time.Second), cfsim.WithRateLimit(40, time.Minute))
+	var tooMany atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := httptest.NewRecorder()
+		sim.ServeHTTP(rec, r)
+		if rec.Code == http.StatusTooManyRequests {
+			tooMany.Add(1)
+		}
+		for k, vs := range rec.Header() {
+			w.Header()[k] = vs
+		}
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(rec.Body.Bytes())
+	}))
+	defer srv.Close()
+	hc := cfapi.NewHTTPClient(cfapi.HTTPOptions{Clock: clk, MaxRetries: 50})
+	s, err := cfapi.Connect(context.Background(), srv.URL, ciAuth, hc, cfapi.Options{Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runner := apply.New(s, nil, func(s *cfapi.Session, r provision.Reporter, labels map[string]string) apply.Engine {
+		return provision.New(s, provision.WithReporter(r), provision.WithLabels(labels))
+	})
+	var b strings.Builder
+	b.WriteString("apiVersion: xsprov/v1\nmetadata: {name: budget}\ninstances:\n")
+	for i := 0; i < 12; i++ {
+		fmt.Fprintf(&b, "  - {name: b%d, space: dev, keys: [{name: b%d-key}]}\n", i, i)
+	}
+	sp, err := spec.Parse(t.TempDir()+"/spec.yaml", []byte(b.String()), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := runner.Apply(context.Background(), sp, apply.Options{Org: "acme", Parallel: 4})
+	if err != nil || res.Failed != 0 {
+		t.Fatalf("apply under the rate limit: %v, %d failed", err, res.Failed)
+	}
+	if n := len(sim.Snapshot().Instances); n != 12 {
+		t.Errorf("%d instances, want 12", n)
+	}
+	t.Logf("429 answers: %d", tooMany.Load())
+	if n := tooMany.Load(); n > 4 {
+		t.Errorf("%d answers were 429: the workers ran into the limit instead of sharing one budget", n)
 	}
 }

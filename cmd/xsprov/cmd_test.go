@@ -622,6 +622,7 @@ func TestBadInputsExitTwoWithoutARequest(t *testing.T) {
 		{"up", "x", "--api", "https://u:p@api.example.invalid"},
 		{"up", "x", "--api", "ftp://x"},
 		{"rotate", "x", "--grace", "-1s"},
+		{"up", "x", "--max-rps", "-1"},
 		{"down", "x"},
 		{"token", "--creds", badJSON},
 		{"apply", "-f", spec},

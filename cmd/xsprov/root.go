@@ -120,6 +120,7 @@ type targetFlags struct {
 	Trace            bool
 	CACert           string
 	AllowInsecure    bool
+	MaxRPS           float64
 }
 
 func (t *targetFlags) register(cmd *cobra.Command) {
@@ -133,6 +134,7 @@ func (t *targetFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&t.ClientSecretFile, "client-secret-file", "", "file holding the client secret")
 	fl.StringVar(&t.Origin, "origin", "", "identity provider origin for CF_USERNAME/CF_PASSWORD")
 	fl.DurationVar(&t.Timeout, "timeout", 15*time.Minute, "give up waiting after this long (exit 3); re-running resumes")
+	fl.Float64Var(&t.MaxRPS, "max-rps", 0, "cap the requests per second to Cloud Foundry (the whole run, all workers; 0: none)")
 	fl.BoolVar(&t.AllowInsecure, "allow-insecure-http", false, "let credentials go to plain http:// hosts that are not loopback (labs only)")
 	fl.BoolVar(&t.Trace, "trace", false, "trace HTTP requests on stderr with secrets hidden (also $CF_TRACE=true or a file path)")
 }
@@ -151,6 +153,7 @@ type settings struct {
 	// allowInsecure lets credentials go over plain http:// to hosts that
 	// are not loopback.
 	allowInsecure bool
+	maxRPS        float64
 }
 
 // resolve turns flags, environment and the cf CLI config into settings.
@@ -162,11 +165,14 @@ func (f *Factory) resolveFor(t targetFlags, needSpace bool) (*settings, error) {
 	if t.Timeout <= 0 {
 		return nil, flagErrorf("--timeout must be positive, got %s", t.Timeout)
 	}
+	if t.MaxRPS < 0 {
+		return nil, flagErrorf("--max-rps must not be negative, got %g", t.MaxRPS)
+	}
 	roots, err := loadCAs(t.CACert)
 	if err != nil {
 		return nil, err
 	}
-	s := &settings{skipSSL: t.SkipSSL, timeout: t.Timeout, roots: roots, allowInsecure: t.AllowInsecure}
+	s := &settings{skipSSL: t.SkipSSL, timeout: t.Timeout, roots: roots, allowInsecure: t.AllowInsecure, maxRPS: t.MaxRPS}
 	cfHome := f.getenv("CF_HOME")
 	if cfHome == "" {
 		cfHome, _ = os.UserHomeDir()
@@ -312,6 +318,7 @@ func (f *Factory) connect(ctx context.Context, s *settings) (*conn, error) {
 	ho := cfapi.HTTPOptions{Base: f.BaseTransport, SkipTLS: s.skipSSL, RootCAs: s.roots, Clock: f.Clock, Trace: s.trace, AllowInsecureHTTP: s.allowInsecure}
 	cfOpts := ho
 	cfOpts.OnWarning = rep.Warn
+	cfOpts.MaxRPS = s.maxRPS
 	sess, err := cfapi.Connect(ctx, s.api, s.auth, cfapi.NewHTTPClient(cfOpts), cfapi.Options{SkipTLS: s.skipSSL, Clock: f.Clock, Backoff: f.Backoff})
 	if err != nil {
 		return nil, err

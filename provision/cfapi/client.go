@@ -25,10 +25,14 @@ type HTTPOptions struct {
 	// AllowInsecureHTTP lets credentials go to plain http:// hosts that are
 	// not loopback (labs only).
 	AllowInsecureHTTP bool
+	// MaxRPS caps the requests per second of the whole run (0: none).
+	MaxRPS float64
 }
 
 // Wrap puts the decorators around base, innermost first: the clear-text
-// guard, warnings, trace (so each attempt is traced), then retry.
+// guard, warnings, trace (so each attempt is traced), the shared request
+// budget (each attempt waits its turn), then retry. One Wrap is one budget:
+// the sessions forked from one client share it.
 func (o HTTPOptions) Wrap(base http.RoundTripper) http.RoundTripper {
 	var rt http.RoundTripper = &Guard{Base: base, AllowInsecure: o.AllowInsecureHTTP}
 	if o.OnWarning != nil {
@@ -37,6 +41,7 @@ func (o HTTPOptions) Wrap(base http.RoundTripper) http.RoundTripper {
 	if o.Trace != nil {
 		rt = &Trace{Base: rt, W: o.Trace}
 	}
+	rt = &Budget{Base: rt, Clock: o.Clock, MaxRPS: o.MaxRPS}
 	return &Retry{Base: rt, Clock: o.Clock, MaxRetries: o.MaxRetries}
 }
 
