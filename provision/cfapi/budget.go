@@ -29,8 +29,14 @@ type Budget struct {
 	limiter *rate.Limiter
 
 	mu       sync.Mutex
-	pauseTo  time.Time // no request before (a 429's Retry-After)
-	nextSlot time.Time // pacing while the budget runs low
+	pauseTo  time.Time     // no request before (a 429's Retry-After)
+	nextSlot time.Time     // the next free slot while pacing
+	gap      time.Duration // between requests while the budget runs low (0: none)
+	// what the limiter said last, less the requests sent since: at 0 the
+	// run waits for the reset instead of running into 429s
+	known     bool
+	remaining int
+	resetAt   time.Time
 }
 
 var _ http.RoundTripper = (*Budget)(nil)
@@ -60,8 +66,9 @@ func (b *Budget) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
-// reserve is how long a request must wait: until a pause ends, or for its
-// paced slot.
+// reserve is how long a request must wait: until a pause ends, and while
+// pacing for a slot of its own (each request takes one, so workers waiting
+// at the same time go one after the other).
 func (b *Budget) reserve(now time.Time) time.Duration {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -69,15 +76,30 @@ func (b *Budget) reserve(now time.Time) time.Duration {
 	if b.pauseTo.After(at) {
 		at = b.pauseTo
 	}
-	if b.nextSlot.After(at) {
-		at = b.nextSlot
+	if b.known && b.remaining <= 0 && b.resetAt.After(at) {
+		at = b.resetAt
+		b.known = false // a fresh window: the next answer says how much
+	}
+	if b.known {
+		b.remaining--
+	}
+	if b.gap > 0 {
+		if b.nextSlot.After(at) {
+			at = b.nextSlot
+		}
+		b.nextSlot = at.Add(b.gap)
 	}
 	return at.Sub(now)
 }
 
 // paceBelow is the share of the limit under which requests are spread
-// over the time left until the reset.
-const paceBelow = 0.2
+// over the time left until the reset, at most maxGap apart: a nearly spent
+// budget slows a run down instead of stopping it with 429s (which wait
+// until the reset, up to an hour), without stalling a small run.
+const (
+	paceBelow = 0.1
+	maxGap    = 2 * time.Second
+)
 
 // learn reads the limiter's headers of a response.
 func (b *Budget) learn(resp *http.Response, now time.Time) {
@@ -96,13 +118,17 @@ func (b *Budget) learn(resp *http.Response, now time.Time) {
 		return
 	}
 	left := time.Unix(reset, 0).Sub(now)
+	resetAt := time.Unix(reset, 0)
+	if b.known && resetAt.Equal(b.resetAt) && b.remaining < remaining {
+		// answers to earlier requests arrive late: within one window the
+		// lower count (ours, less what is in flight) holds
+		remaining = b.remaining
+	}
+	b.known, b.remaining, b.resetAt = true, remaining, resetAt
 	if float64(remaining) >= paceBelow*float64(limit) || left <= 0 {
-		b.nextSlot = time.Time{}
+		b.gap = 0
 		return
 	}
-	// spread what is left over the time left (one request kept in hand)
-	gap := left / time.Duration(max(remaining, 1))
-	if slot := now.Add(gap); slot.After(b.nextSlot) {
-		b.nextSlot = slot
-	}
+	// spread what is left over the time left
+	b.gap = min(left/time.Duration(max(remaining, 1)), maxGap)
 }
