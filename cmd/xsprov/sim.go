@@ -26,6 +26,10 @@ type SimOptions struct {
 	CertAddr      string
 	SeedFile      string
 	StateFile     string
+	Profile       string
+	Async         string // "", "true", "false"
+	CCPoll        time.Duration
+	WorkerDelay   time.Duration
 	BrokerDelay   time.Duration
 	Delays        []string // op=duration
 	TokenLifetime time.Duration
@@ -46,6 +50,7 @@ type SimOptions struct {
 
 	simOpts []cfsim.Option
 	fails   [][2]string
+	changed func(string) bool
 }
 
 func newSimCmd(f *Factory, runF func(context.Context, *SimOptions) error) *cobra.Command {
@@ -61,10 +66,12 @@ Seed: org acme (spaces dev, prod), org other (space dev), offering xsuaa with
 plans application, broker, apiaccess, space; user admin / admin-secret; client
 ci-client / ci-secret. --seed FILE (YAML or JSON) replaces it.`,
 		Example: `  xsprov sim
-  xsprov sim --broker-delay 300ms --state /tmp/cf.json
+  xsprov sim --profile async --cc-poll-interval 20s
+  xsprov sim --profile instant --broker-delay 300ms --state /tmp/cf.json
   xsprov sim --rate-limit 100/1m --flaky 0.1 --fail-next create="quota exceeded"`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts.changed = cmd.Flags().Changed
 			if err := opts.build(); err != nil {
 				return err
 			}
@@ -79,7 +86,11 @@ ci-client / ci-secret. --seed FILE (YAML or JSON) replaces it.`,
 	fl.StringVar(&opts.CertAddr, "cert-addr", "127.0.0.1:9023", "listen address of the mTLS endpoint for x509 keys (certurl); empty to disable")
 	fl.StringVar(&opts.SeedFile, "seed", "", "seed file (YAML or JSON) replacing the default world")
 	fl.StringVar(&opts.StateFile, "state", "", "keep the world in this JSON file (loaded at start, saved on every change)")
-	fl.DurationVar(&opts.BrokerDelay, "broker-delay", 0, "broker time of every operation")
+	fl.StringVar(&opts.Profile, "profile", "btp", "timing of the broker and the Cloud Controller: "+profileHelp())
+	fl.StringVar(&opts.Async, "async", "", "true: the broker answers every operation asynchronously (the CC polls it); false: synchronously (default: the profile's)")
+	fl.DurationVar(&opts.CCPoll, "cc-poll-interval", 60*time.Second, "how often the Cloud Controller polls an asynchronous broker (the CC's default; the btp profile uses 5s unless this is given)")
+	fl.DurationVar(&opts.WorkerDelay, "worker-delay", 0, "the most the CC's worker adds to each broker poll (default: the profile's)")
+	fl.DurationVar(&opts.BrokerDelay, "broker-delay", 0, "broker time of every operation (default: the profile's)")
 	fl.StringArrayVar(&opts.Delays, "delay", nil, "broker time of one operation: OP=DURATION, OP one of "+strings.Join(cfsim.AllOps, ", ")+" (repeatable)")
 	fl.DurationVar(&opts.TokenLifetime, "token-lifetime", 10*time.Minute, "access token lifetime")
 	fl.IntVar(&opts.PerPage, "per-page", 50, "default page size of lists")
@@ -110,10 +121,10 @@ func (o *SimOptions) build() error {
 			return flagErrorf("%s %s is not a loopback address; the simulator serves well-known passwords (allow it with --public)", flag, addr)
 		}
 	}
-	if o.BrokerDelay < 0 {
-		return flagErrorf("--broker-delay must not be negative")
+	if err := o.buildTiming(); err != nil {
+		return err
 	}
-	o.simOpts = append(o.simOpts, cfsim.WithBrokerDelay(o.BrokerDelay), cfsim.WithTokenLifetime(o.TokenLifetime))
+	o.simOpts = append(o.simOpts, cfsim.WithTokenLifetime(o.TokenLifetime))
 	for _, d := range o.Delays {
 		op, v, ok := strings.Cut(d, "=")
 		dur, err := time.ParseDuration(v)
@@ -190,6 +201,55 @@ func (o *SimOptions) build() error {
 	}
 	if o.Deterministic {
 		o.simOpts = append(o.simOpts, cfsim.WithDeterministicIDs())
+	}
+	return nil
+}
+
+func profileHelp() string {
+	var b strings.Builder
+	for i, p := range cfsim.Profiles {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(p.Name + " (" + p.Summary + ")")
+	}
+	return b.String()
+}
+
+// buildTiming turns --profile and the flags that refine it into options:
+// the profile first, then each timing flag the user gave.
+func (o *SimOptions) buildTiming() error {
+	changed := o.changed
+	if changed == nil {
+		changed = func(string) bool { return false }
+	}
+	p, err := cfsim.LookupProfile(o.Profile)
+	if err != nil {
+		return flagErrorf("--profile: %v", err)
+	}
+	o.simOpts = append(o.simOpts, cfsim.WithProfile(p))
+	switch o.Async {
+	case "":
+	case "true":
+		o.simOpts = append(o.simOpts, cfsim.WithAsyncBroker())
+	case "false":
+		o.simOpts = append(o.simOpts, cfsim.WithSyncBroker())
+	default:
+		return flagErrorf("--async %q: want true or false", o.Async)
+	}
+	for name, d := range map[string]time.Duration{"--cc-poll-interval": o.CCPoll, "--worker-delay": o.WorkerDelay, "--broker-delay": o.BrokerDelay} {
+		if d < 0 || (name == "--cc-poll-interval" && d == 0) {
+			return flagErrorf("%s must be positive", name)
+		}
+	}
+	if changed("cc-poll-interval") {
+		o.simOpts = append(o.simOpts, cfsim.WithCCPollInterval(o.CCPoll))
+	}
+	if changed("worker-delay") {
+		o.simOpts = append(o.simOpts, cfsim.WithWorkerDelay(o.WorkerDelay))
+	}
+	if changed("broker-delay") {
+		o.simOpts = append(o.simOpts, cfsim.WithBrokerDelay(o.BrokerDelay))
 	}
 	return nil
 }

@@ -157,38 +157,6 @@ func descriptorWarnings(p map[string]any) []string {
 	return out
 }
 
-func (s *Sim) failEarly(j *Job, msg string) {
-	j.Fail = msg
-	j.FailEarly = true
-	j.DoneAt = j.PollAt
-}
-
-// settle finishes a job at once when its broker time is zero.
-func (s *Sim) settle(j *Job) { s.step(j, s.now()) }
-
-// advance moves every due job forward. Callers hold s.mu.
-func (s *Sim) advance() {
-	now := s.now()
-	for _, j := range s.st.Jobs {
-		if j.State == "PROCESSING" || j.State == "POLLING" {
-			s.step(j, now)
-		}
-	}
-}
-
-func (s *Sim) step(j *Job, now time.Time) {
-	if j.State == "PROCESSING" && !now.Before(j.PollAt) && now.Before(j.DoneAt) {
-		j.State = "POLLING"
-		j.Updated = now
-		s.setResourceState(j, "in progress", "", now)
-		s.dirty = true
-	}
-	if !now.Before(j.DoneAt) {
-		s.finish(j, now)
-		s.dirty = true
-	}
-}
-
 func (s *Sim) setResourceState(j *Job, state, desc string, now time.Time) {
 	switch j.ResourceType {
 	case "service_instance":

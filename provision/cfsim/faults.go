@@ -45,10 +45,9 @@ func (s *Sim) rateLimited(w http.ResponseWriter, who string) *apiError {
 	n := win.n
 	reset := win.start.Add(s.opts.rateWindow)
 	s.mu.Unlock()
-	remaining := s.opts.rateLimit - n
-	if remaining < 0 {
-		remaining = 0
-	}
+	// The CC's estimate: the fraction left, rounded down to the nearest
+	// 10%, times the limit.
+	remaining := max(s.opts.rateLimit-n, 0) * 10 / s.opts.rateLimit * s.opts.rateLimit / 10
 	w.Header().Set("X-RateLimit-Limit", strconv.Itoa(s.opts.rateLimit))
 	w.Header().Set("X-RateLimit-Remaining", strconv.Itoa(remaining))
 	w.Header().Set("X-RateLimit-Reset", strconv.FormatInt(reset.Unix(), 10))
@@ -105,6 +104,54 @@ func (s *Sim) ctlDelay(req *request) {
 		}
 		s.SetDelay(op, d)
 	}
+	req.w.WriteHeader(http.StatusNoContent)
+}
+
+// ctlTiming: PUT /_sim/timing?profile=btp&async=true&cc_poll_interval=60s
+// (each optional; the profile first, then the rest on top of it).
+func (s *Sim) ctlTiming(req *request) {
+	q := req.r.URL.Query()
+	var opts []Option
+	if name := q.Get("profile"); name != "" {
+		p, err := LookupProfile(name)
+		if err != nil {
+			writeError(req.w, errBadQuery(err.Error()))
+			return
+		}
+		opts = append(opts, WithProfile(p))
+	}
+	if v := q.Get("async"); v != "" {
+		switch v {
+		case "true":
+			opts = append(opts, WithAsyncBroker())
+		case "false":
+			opts = append(opts, WithSyncBroker())
+		default:
+			writeError(req.w, errBadQuery("async must be true or false"))
+			return
+		}
+	}
+	if v := q.Get("cc_poll_interval"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			writeError(req.w, errBadQuery("cc_poll_interval must be a positive Go duration such as 60s"))
+			return
+		}
+		opts = append(opts, WithCCPollInterval(d))
+	}
+	if v := q.Get("worker_delay"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			writeError(req.w, errBadQuery("worker_delay must be a Go duration such as 500ms"))
+			return
+		}
+		opts = append(opts, WithWorkerDelay(d))
+	}
+	s.mu.Lock()
+	for _, o := range opts {
+		o(&s.opts)
+	}
+	s.mu.Unlock()
 	req.w.WriteHeader(http.StatusNoContent)
 }
 

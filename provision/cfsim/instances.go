@@ -246,7 +246,7 @@ func (s *Sim) createInstance(req *request) {
 		return
 	}
 	s.st.Instances[inst.GUID] = inst
-	job := s.newJob("service_instance.create", "service_instance", inst.GUID, OpCreate)
+	job := s.newJob("service_instance.create", "service_instance", inst.GUID, OpCreate, s.asyncDescriptor(inst.PlanGUID, inst.Params))
 	inst.Busy = job.GUID
 	s.brokerProvision(job, inst)
 	s.settle(job)
@@ -327,7 +327,7 @@ func (s *Sim) updateInstance(req *request) {
 		writeJSON(req.w, http.StatusOK, s.renderInstance(req.base, i))
 		return
 	}
-	job := s.newJob("service_instance.update", "service_instance", i.GUID, OpUpdate)
+	job := s.newJob("service_instance.update", "service_instance", i.GUID, OpUpdate, s.asyncDescriptor(i.PlanGUID, i.Params) || s.asyncDescriptor(i.PlanGUID, params))
 	job.NewParams, job.NewPlan = params, newPlan
 	if body["parameters"] == nil {
 		job.NewParams = i.Params
@@ -377,7 +377,7 @@ func (s *Sim) deleteInstance(req *request) {
 			return
 		}
 	}
-	job := s.newJob("service_instance.delete", "service_instance", i.GUID, OpDelete)
+	job := s.newJob("service_instance.delete", "service_instance", i.GUID, OpDelete, s.asyncDescriptor(i.PlanGUID, i.Params))
 	i.Busy = job.GUID
 	i.LastOp = LastOp{Type: "delete", State: "in progress", Created: s.now(), Updated: s.now()}
 	s.settle(job)
@@ -396,14 +396,4 @@ func (s *Sim) accepted(req *request, j *Job) {
 		req.w.Header().Add("X-Cf-Warnings", urlEscape(w))
 	}
 	req.w.WriteHeader(http.StatusAccepted)
-}
-
-func (s *Sim) newJob(op, rtype, rguid, brokerOp string) *Job {
-	now := s.now()
-	d := s.opts.delays[brokerOp]
-	j := &Job{meta: s.newMeta(), Operation: op, State: "PROCESSING", ResourceType: rtype, ResourceGUID: rguid,
-		PollAt: now.Add(d / 10), DoneAt: now.Add(d), Errors: []apiError{}, Warnings: []string{}}
-	j.Fail = s.takeFailure(brokerOp)
-	s.st.Jobs[j.GUID] = j
-	return j
 }

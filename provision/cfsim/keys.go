@@ -165,7 +165,7 @@ func (s *Sim) createKey(req *request) {
 		return
 	}
 	s.st.Keys[k.GUID] = k
-	job := s.newJob("service_keys.create", "service_credential_binding", k.GUID, OpBind)
+	job := s.newJob("service_keys.create", "service_credential_binding", k.GUID, OpBind, s.asyncDescriptor(i.PlanGUID, i.Params))
 	k.Busy = job.GUID
 	s.brokerBind(job, i, k)
 	s.settle(job)
@@ -188,7 +188,11 @@ func (s *Sim) deleteKey(req *request) {
 		writeError(req.w, errUnprocessable("There is an operation in progress for the service instance."))
 		return
 	}
-	job := s.newJob("service_keys.delete", "service_credential_binding", k.GUID, OpUnbind)
+	async := false
+	if i := s.st.Instances[k.InstanceGUID]; i != nil {
+		async = s.asyncDescriptor(i.PlanGUID, i.Params)
+	}
+	job := s.newJob("service_keys.delete", "service_credential_binding", k.GUID, OpUnbind, async)
 	k.Busy = job.GUID
 	k.LastOp = LastOp{Type: "delete", State: "in progress", Created: s.now(), Updated: s.now()}
 	s.settle(job)

@@ -60,7 +60,7 @@ func (s *Sim) deleteSpace(req *request) {
 		writeError(req.w, errNotFound("Space"))
 		return
 	}
-	j := s.newJob("space.delete", "space", sp.GUID, "space") // no broker involved
+	j := s.newJob("space.delete", "space", sp.GUID, "space", false) // no broker involved
 	j.DoneAt, j.PollAt, j.Fail = s.now(), s.now(), ""
 	for _, i := range s.st.Instances {
 		if i.SpaceGUID == sp.GUID {

@@ -48,6 +48,9 @@ type options struct {
 	dropResponse  float64
 	noParams      bool
 	noIncluded    bool
+	async         map[string]bool // per operation: the broker answers 202
+	ccPoll        time.Duration
+	workerDelay   time.Duration
 }
 
 // Operations that take broker time.
@@ -171,6 +174,8 @@ func New(opts ...Option) (*Sim, error) {
 	o := options{
 		clock:         time.Now,
 		delays:        map[string]time.Duration{},
+		async:         map[string]bool{},
+		ccPoll:        60 * time.Second,
 		tokenLifetime: 10 * time.Minute,
 		perPage:       50,
 		noParams:      true, // as on real SAP BTP
@@ -376,11 +381,18 @@ func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		req.user = c
 	} else if rt.cc && !rt.exemptRate {
-		host := r.RemoteAddr
-		if h, _, ok := strings.Cut(host, ":"); ok {
-			host = h
+		// The CC counts a request with a valid token (GET /v3/info, say)
+		// against its user, any other against its IP.
+		who := r.RemoteAddr
+		if h, _, ok := strings.Cut(who, ":"); ok {
+			who = "ip:" + h
 		}
-		if aerr := s.rateLimited(w, "ip:"+host); aerr != nil {
+		if r.Header.Get("Authorization") != "" {
+			if c, aerr := s.authenticate(r); aerr == nil {
+				who = "user:" + c.Sub
+			}
+		}
+		if aerr := s.rateLimited(w, who); aerr != nil {
 			return
 		}
 	}

@@ -121,8 +121,9 @@ func createBody(name, space, plan, params string) string {
 	return `{"type":"managed","name":"` + name + `","relationships":{"space":{"data":{"guid":"` + space + `"}},"service_plan":{"data":{"guid":"` + plan + `"}}},"parameters":` + params + `}`
 }
 
-// TestJobAndLastOperationMoveTogether checks the state machine with a fake
-// clock: PROCESSING/initial, POLLING/in progress, COMPLETE/succeeded.
+// TestJobAndLastOperationMoveTogether checks the state machine of a
+// synchronous broker with a fake clock: PROCESSING/initial, then
+// COMPLETE/succeeded (timing_test.go has the asynchronous one).
 func TestJobAndLastOperationMoveTogether(t *testing.T) {
 	c, clk, space, plan := setup(t, cfsim.WithBrokerDelay(10*time.Second), cfsim.WithRetrievableParameters())
 	code, _, h := c.json(http.MethodPost, "/v3/service_instances", createBody("i1", space, plan, `{"xsappname":"a1"}`))
@@ -161,9 +162,9 @@ func TestJobAndLastOperationMoveTogether(t *testing.T) {
 	if code != 409 || errCode(m) != 60016 {
 		t.Errorf("parameters during create: %d %v", code, m)
 	}
-	clk.Advance(2 * time.Second)
-	check("POLLING", "create in progress")
 	clk.Advance(9 * time.Second)
+	check("PROCESSING", "create initial")
+	clk.Advance(1 * time.Second)
 	check("COMPLETE", "create succeeded")
 	_, j, _ := c.json(http.MethodGet, jobPath, "")
 	links := j["links"].(map[string]any)
@@ -275,6 +276,39 @@ func TestRateLimit(t *testing.T) {
 	}
 	if rec := c.do(http.MethodGet, "/", "", "", false); rec.Code != 200 {
 		t.Errorf("GET / is exempt, got %d", rec.Code)
+	}
+}
+
+// TestRateLimitHeaders: X-RateLimit-Remaining is the CC's estimate (the
+// fraction left rounded down to 10%, times the limit); /v3/info counts, /
+// and /v3 do not.
+func TestRateLimitHeaders(t *testing.T) {
+	c, _, _, _ := setup(t, cfsim.WithRateLimit(300, time.Hour))
+	// setup spent 3 CC requests (the token request is not the CC's).
+	want := []string{"270", "270", "270"}
+	for i, path := range []string{"/v3/info", "/", "/v3", "/v3/organizations"} {
+		rec := c.do(http.MethodGet, path, "", "", true)
+		got := rec.Header().Get("X-RateLimit-Remaining")
+		if path == "/" || path == "/v3" {
+			if got != "" {
+				t.Errorf("%s is exempt but carries X-RateLimit-Remaining %q", path, got)
+			}
+			continue
+		}
+		if got != want[min(i, 2)] || rec.Header().Get("X-RateLimit-Limit") != "300" || rec.Header().Get("X-RateLimit-Reset") == "" {
+			t.Errorf("%s: headers %v", path, rec.Header())
+		}
+	}
+	for range 26 {
+		c.do(http.MethodGet, "/v3/organizations", "", "", true)
+	}
+	// 31 counted: 269 left, shown as 240.
+	if got := c.do(http.MethodGet, "/v3/info", "", "", true).Header().Get("X-RateLimit-Remaining"); got != "240" {
+		t.Errorf("after 32 requests: X-RateLimit-Remaining %q, want 240", got)
+	}
+	counts := c.do(http.MethodGet, "/_sim/counts", "", "", false)
+	if !strings.Contains(counts.Body.String(), `"GET /v3/info"`) {
+		t.Errorf("/v3/info is not counted: %s", counts.Body)
 	}
 }
 
@@ -571,7 +605,7 @@ func TestPlanVisibility(t *testing.T) {
 // TestDeleteDuringAsyncCreate: deleting an instance whose asynchronous create
 // is in progress is accepted (202), as the Cloud Controller allows.
 func TestDeleteDuringAsyncCreate(t *testing.T) {
-	c, clk, space, plan := setup(t, cfsim.WithBrokerDelay(20*time.Second))
+	c, clk, space, plan := setup(t, cfsim.WithBrokerDelay(20*time.Second), cfsim.WithAsyncBroker(), cfsim.WithCCPollInterval(5*time.Second))
 	c.json(http.MethodPost, "/v3/service_instances", createBody("gone", space, plan, `{"xsappname":"gone"}`))
 	clk.Advance(5 * time.Second) // the broker has accepted: POLLING, in progress
 	inst := c.guid("/v3/service_instances", "names=gone")

@@ -129,7 +129,9 @@ type Job struct {
 	State        string         `json:"state"`
 	ResourceType string         `json:"resource_type"`
 	ResourceGUID string         `json:"resource_guid"`
-	PollAt       time.Time      `json:"poll_at"`
+	Async        bool           `json:"async,omitempty"` // the broker answered 202: the CC polls it
+	Polls        int            `json:"polls,omitempty"` // CC polls of the broker so far
+	PollAt       time.Time      `json:"poll_at"`         // the CC's next poll of the broker (async)
 	DoneAt       time.Time      `json:"done_at"`
 	Fail         string         `json:"fail,omitempty"`       // broker failure, reported when the job ends
 	FailEarly    bool           `json:"fail_early,omitempty"` // broker rejected the request synchronously
