@@ -78,9 +78,12 @@ func LoadCFConfig(cfHome string) (*CFConfig, error) {
 // Options tune a session.
 type Options struct {
 	SkipTLS bool
-	// Clock and Backoff steer waiting for jobs (tests and benchmarks).
+	// Clock, Backoff and Polling steer waiting for jobs (tests and
+	// benchmarks): Backoff while the Cloud Controller works (PROCESSING),
+	// Polling once it polls an asynchronous broker (POLLING).
 	Clock   Clock
 	Backoff Backoff
+	Polling Polling
 }
 
 // Session is a logged-in connection to one Cloud Foundry API.
@@ -94,6 +97,7 @@ type Session struct {
 	opts    Options
 	clock   Clock
 	backoff Backoff
+	polling Polling
 }
 
 // Clock is the session's time source.
@@ -169,7 +173,11 @@ func Connect(ctx context.Context, api string, auth Auth, hc *http.Client, o Opti
 	if b.Min == 0 {
 		b = DefaultBackoff
 	}
-	return &Session{API: api, User: user, CF: cf, HTTP: hc, auth: auth, opts: o, clock: clk, backoff: b}, nil
+	p := o.Polling
+	if p.Step == 0 {
+		p = DefaultPolling
+	}
+	return &Session{API: api, User: user, CF: cf, HTTP: hc, auth: auth, opts: o, clock: clk, backoff: b, polling: p}, nil
 }
 
 func loginError(api string, auth Auth, err error) error {
