@@ -102,6 +102,18 @@ func TestScripts(t *testing.T) {
 						d, err := time.ParseDuration(args[i])
 						ts.Check(err)
 						opts = append(opts, cfsim.WithBrokerDelay(d))
+					case "--profile":
+						i++
+						p, err := cfsim.LookupProfile(args[i])
+						ts.Check(err)
+						opts = append(opts, cfsim.WithProfile(p))
+					case "--async":
+						opts = append(opts, cfsim.WithAsyncBroker())
+					case "--cc-poll-interval":
+						i++
+						d, err := time.ParseDuration(args[i])
+						ts.Check(err)
+						opts = append(opts, cfsim.WithCCPollInterval(d))
 					case "--second-broker":
 						opts = append(opts, cfsim.WithSecondBroker())
 					case "--hide-plan":

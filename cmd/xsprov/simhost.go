@@ -44,7 +44,10 @@ func startEmbeddedSim(statePath string) (*simHost, error) {
 	if err != nil {
 		return nil, &simStateError{fmt.Errorf("lock %s: %w", statePath, err)}
 	}
-	sim, err := cfsim.New(cfsim.WithStateFile(statePath))
+	// The BTP timing profile: a create takes about 6 s, as on SAP BTP, so
+	// waiting and its cost are what a real landscape shows.
+	btp, _ := cfsim.LookupProfile("btp")
+	sim, err := cfsim.New(cfsim.WithStateFile(statePath), cfsim.WithProfile(btp))
 	if err != nil {
 		unlock()
 		return nil, &simStateError{err}
