@@ -136,12 +136,13 @@ func (p *Provisioner) createInstance(ctx context.Context, t cfapi.Target, plan c
 		p.rep.Done()
 		return &resource.ServiceInstance{Name: req.Instance, LastOperation: resource.LastOperation{Type: "create", State: "in progress"}}, nil
 	}
-	job, err := p.s.WaitJob(ctx, jobGUID, "create service instance "+quote(req.Instance), p.warn)
+	out, err := p.s.Await(ctx, cfapi.Op{Job: jobGUID, What: "create service instance " + quote(req.Instance), Kind: cfapi.InstanceOp,
+		Scope: t.SpaceGUID, Name: req.Instance, Warn: p.warn})
 	if err != nil {
 		return nil, cfapi.TimeoutOr(err, "service instance "+quote(req.Instance), "its creation is still in progress")
 	}
 	p.rep.Done()
-	guid := cfapi.JobResourceGUID(job, "service_instances")
+	guid := out.GUID
 	if guid == "" {
 		inst, err := p.s.FindInstance(ctx, t, req.Instance)
 		if err != nil || inst == nil {
@@ -281,20 +282,29 @@ func (p *Provisioner) update(ctx context.Context, t cfapi.Target, inst *resource
 		inst.LastOperation = resource.LastOperation{Type: "update", State: "in progress"}
 		return inst, true, nil
 	}
-	job, err := p.s.WaitJob(ctx, jobGUID, "update service instance "+quote(req.Instance), p.warn)
+	out, err := p.s.Await(ctx, cfapi.Op{Job: jobGUID, What: "update service instance " + quote(req.Instance), Kind: cfapi.InstanceOp,
+		Scope: t.SpaceGUID, Name: req.Instance, Warn: p.warn})
 	if err != nil {
 		return nil, false, cfapi.TimeoutOr(err, "service instance "+quote(req.Instance), "its update is still in progress")
 	}
 	p.rep.Done()
 	// Mark the update as xsprov's own, so that a later one by someone else
 	// shows (the record is then not trusted).
-	at := job.CreatedAt.UTC().Format(time.RFC3339)
+	at := out.Started.UTC().Format(time.RFC3339)
 	if _, _, err := p.s.CF.ServiceInstances.UpdateManaged(ctx, inst.GUID, &resource.ServiceInstanceManagedUpdate{
 		Metadata: &resource.Metadata{Annotations: map[string]*string{AnnotationAppliedAt: &at}}, Tags: tags}); err != nil {
 		p.rep.Warn("the update went through, but recording it on the instance failed: " + err.Error())
 	}
 	inst.LastOperation = resource.LastOperation{Type: "update", State: "succeeded"}
 	return inst, true, nil
+}
+
+// spaceOf is the GUID of an instance's space ("" when not known).
+func spaceOf(inst *resource.ServiceInstance) string {
+	if r := inst.Relationships.Space; r != nil && r.Data != nil {
+		return r.Data.GUID
+	}
+	return ""
 }
 
 // mutable drops the entries of fields the broker cannot change in place.
@@ -343,7 +353,8 @@ func (p *Provisioner) deleteInstance(ctx context.Context, inst *resource.Service
 			return nil
 		}
 		if jobGUID != "" {
-			if _, err := p.s.WaitJob(ctx, jobGUID, "delete service instance "+quote(inst.Name), p.warn); err != nil {
+			if _, err := p.s.Await(ctx, cfapi.Op{Job: jobGUID, What: "delete service instance " + quote(inst.Name), Kind: cfapi.InstanceOp,
+				Scope: spaceOf(inst), Name: inst.Name, Gone: true, Warn: p.warn}); err != nil {
 				return cfapi.TimeoutOr(err, "service instance "+quote(inst.Name), "its deletion is still in progress")
 			}
 		}

@@ -112,12 +112,13 @@ func (p *Provisioner) createKey(ctx context.Context, inst *resource.ServiceInsta
 		p.rep.Done()
 		return &resource.ServiceCredentialBinding{Name: &name, LastOperation: resource.LastOperation{Type: "create", State: "in progress"}}, nil
 	}
-	job, err := p.s.WaitJob(ctx, jobGUID, "create service key "+quote(name), p.warn)
+	out, err := p.s.Await(ctx, cfapi.Op{Job: jobGUID, What: "create service key " + quote(name), Kind: cfapi.KeyOp,
+		Scope: inst.GUID, Name: name, Warn: p.warn})
 	if err != nil {
 		return nil, cfapi.TimeoutOr(err, "service key "+quote(name), "its creation is still in progress")
 	}
 	p.rep.Done()
-	guid := cfapi.JobResourceGUID(job, "service_credential_binding")
+	guid := out.GUID
 	if guid == "" {
 		keys, err := p.s.KeysOf(ctx, inst.GUID)
 		if err != nil {
@@ -166,7 +167,12 @@ func (p *Provisioner) deleteKey(ctx context.Context, key *resource.ServiceCreden
 		return cfapi.Classify("delete service key "+quote(name), err)
 	}
 	if jobGUID != "" {
-		if _, err := p.s.WaitJob(ctx, jobGUID, "delete service key "+quote(name), p.warn); err != nil {
+		scope := ""
+		if r := key.Relationships.ServiceInstance; r != nil && r.Data != nil {
+			scope = r.Data.GUID
+		}
+		if _, err := p.s.Await(ctx, cfapi.Op{Job: jobGUID, What: "delete service key " + quote(name), Kind: cfapi.KeyOp,
+			Scope: scope, Name: name, Gone: true, Warn: p.warn}); err != nil {
 			return cfapi.TimeoutOr(err, "service key "+quote(name), "its deletion is still in progress")
 		}
 	}

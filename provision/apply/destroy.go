@@ -16,6 +16,7 @@ import (
 // DeleteSpaces the spaces the spec created. Unlabelled resources are never
 // touched.
 func (w *Runner) Destroy(ctx context.Context, s *spec.Spec, o Options) (*Result, error) {
+	w = w.withFleet(ctx)
 	st, res, err := w.loadOrg(ctx, s, o)
 	if err != nil {
 		return nil, err

@@ -18,6 +18,7 @@ import (
 // Parallel). One failing item does not stop independent ones; the result
 // says what failed. It returns an error only when planning fails.
 func (w *Runner) Apply(ctx context.Context, s *spec.Spec, o Options) (*Result, error) {
+	w = w.withFleet(ctx)
 	res, st, err := w.plan(ctx, s, o)
 	if err != nil {
 		return nil, err

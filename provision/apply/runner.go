@@ -37,6 +37,8 @@ type Runner struct {
 	rep       provision.Reporter
 	newEngine NewEngine
 	pool      *sessionPool
+	// fleet watches the operations in flight of an apply or destroy.
+	fleet *cfapi.Fleet
 }
 
 // New returns a Runner.
@@ -48,7 +50,20 @@ func New(s *cfapi.Session, r provision.Reporter, newEngine NewEngine) *Runner {
 }
 
 // engine is the engine of this worker, labelling what it creates.
-func (w *Runner) engine(labels map[string]string) Engine { return w.newEngine(w.s, w.rep, labels) }
+func (w *Runner) engine(labels map[string]string) Engine {
+	s := w.s
+	if w.fleet != nil {
+		s = s.WithFleet(w.fleet)
+	}
+	return w.newEngine(s, w.rep, labels)
+}
+
+// withFleet returns the runner with a fleet watching its operations.
+func (w *Runner) withFleet(ctx context.Context) *Runner {
+	q := *w
+	q.fleet = cfapi.NewFleet(ctx, w.s)
+	return &q
+}
 
 // clone returns the runner for one item: its own session and a reporter
 // prefix, so parallel items neither share a client nor interleave lines.

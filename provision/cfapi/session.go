@@ -1,6 +1,7 @@
 package cfapi
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cloudfoundry/go-cfclient/v3/client"
@@ -84,6 +86,10 @@ type Options struct {
 	Clock   Clock
 	Backoff Backoff
 	Polling Polling
+
+	// authURLs are the login and token URLs the API root lists; given, the
+	// root is not asked again (forks).
+	authURLs [2]string
 }
 
 // Session is a logged-in connection to one Cloud Foundry API.
@@ -98,6 +104,14 @@ type Session struct {
 	clock   Clock
 	backoff Backoff
 	polling Polling
+	fleet   *Fleet // waits go through it when set (WithFleet)
+	root    *rootCache
+}
+
+// rootCache holds what forks of a session need from the API root, read once.
+type rootCache struct {
+	once     sync.Once
+	authURLs [2]string
 }
 
 // Clock is the session's time source.
@@ -110,7 +124,21 @@ func (s *Session) Clock() Clock { return s.clock }
 // so goroutines that work at the same time each need their own.
 func (s *Session) Fork(ctx context.Context) (*Session, error) {
 	hc := *s.HTTP // config.New sets fields of the client it is given
-	return Connect(ctx, s.API, s.auth, &hc, s.opts)
+	o := s.opts
+	if o.authURLs[1] == "" {
+		// Forks do not ask the root again (one request per fork saved).
+		s.root.once.Do(func() {
+			if r, err := s.CF.Root.Get(ctx); err == nil && r.Links.Uaa.Href != "" {
+				s.root.authURLs = [2]string{cmp.Or(r.Links.Login.Href, r.Links.Uaa.Href), r.Links.Uaa.Href}
+			}
+		})
+		o.authURLs = s.root.authURLs
+	}
+	n, err := Connect(ctx, s.API, s.auth, &hc, o)
+	if err == nil {
+		n.root = s.root
+	}
+	return n, err
 }
 
 // Connect discovers the API's UAA and logs in. Login failures are
@@ -127,6 +155,9 @@ func Connect(ctx context.Context, api string, auth Auth, hc *http.Client, o Opti
 	opts := []config.Option{config.HttpClient(&bound), config.UserAgent("xsprov"), config.RequestTimeout(noRequestTimeout)}
 	if o.SkipTLS {
 		opts = append(opts, config.SkipTLSValidation())
+	}
+	if o.authURLs[1] != "" {
+		opts = append(opts, config.AuthTokenURL(o.authURLs[0], o.authURLs[1]))
 	}
 	var user string
 	switch {
@@ -177,7 +208,7 @@ func Connect(ctx context.Context, api string, auth Auth, hc *http.Client, o Opti
 	if p.Step == 0 {
 		p = DefaultPolling
 	}
-	return &Session{API: api, User: user, CF: cf, HTTP: hc, auth: auth, opts: o, clock: clk, backoff: b, polling: p}, nil
+	return &Session{API: api, User: user, CF: cf, HTTP: hc, auth: auth, opts: o, clock: clk, backoff: b, polling: p, root: &rootCache{}}, nil
 }
 
 func loginError(api string, auth Auth, err error) error {

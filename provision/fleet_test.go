@@ -1,0 +1,137 @@
+package provision_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/xsprov/xsprov/provision"
+	"github.com/xsprov/xsprov/provision/apply"
+	"github.com/xsprov/xsprov/provision/cfapi"
+	"github.com/xsprov/xsprov/provision/cfsim"
+	"github.com/xsprov/xsprov/provision/spec"
+)
+
+// scaledClock runs k times faster than the wall clock, for the simulator and
+// the client alike, so that a run of minutes on a real Cloud Controller's
+// schedule takes seconds while every goroutine sees one consistent time.
+type scaledClock struct {
+	base, real0 time.Time
+	k           float64
+}
+
+func newScaledClock(k float64) *scaledClock {
+	return &scaledClock{base: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC), real0: time.Now(), k: k}
+}
+
+func (c *scaledClock) Now() time.Time {
+	return c.base.Add(time.Duration(float64(time.Since(c.real0)) * c.k))
+}
+
+func (c *scaledClock) After(d time.Duration) <-chan time.Time {
+	ch := make(chan time.Time, 1)
+	time.AfterFunc(time.Duration(float64(d)/c.k), func() { ch <- c.Now() })
+	return ch
+}
+
+// fleetRun applies n instances with one key each against sim and returns
+// the result, the Cloud Controller requests it took, the answers of 429
+// among them, and the time it took on the simulator's clock.
+func fleetRun(t *testing.T, clk *scaledClock, sim *cfsim.Sim, n, parallel int) (*apply.Result, cfsim.Counts, int64, time.Duration) {
+	t.Helper()
+	var tooMany atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := httptest.NewRecorder()
+		sim.ServeHTTP(rec, r)
+		if rec.Code == http.StatusTooManyRequests {
+			tooMany.Add(1)
+		}
+		for k, vs := range rec.Header() {
+			w.Header()[k] = vs
+		}
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(rec.Body.Bytes())
+	}))
+	defer srv.Close()
+	hc := cfapi.NewHTTPClient(cfapi.HTTPOptions{Clock: clk, MaxRetries: 50})
+	s, err := cfapi.Connect(context.Background(), srv.URL, ciAuth, hc, cfapi.Options{Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runner := apply.New(s, nil, func(s *cfapi.Session, r provision.Reporter, labels map[string]string) apply.Engine {
+		return provision.New(s, provision.WithReporter(r), provision.WithLabels(labels))
+	})
+	var b strings.Builder
+	b.WriteString("apiVersion: xsprov/v1\nmetadata: {name: fleet}\ninstances:\n")
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, "  - {name: f%03d, space: dev, keys: [{name: f%03d-key}]}\n", i, i)
+	}
+	sp, err := spec.Parse(t.TempDir()+"/spec.yaml", []byte(b.String()), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim.ResetCounts()
+	start := clk.Now()
+	res, err := runner.Apply(context.Background(), sp, apply.Options{Org: "acme", Parallel: parallel})
+	took := clk.Now().Sub(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range res.Changes {
+		if c.Result == "failed" {
+			t.Errorf("%s: %s", c.Address, c.Error)
+		}
+	}
+	if got := len(sim.Snapshot().Instances); got != n {
+		t.Errorf("%d instances, want %d", got, n)
+	}
+	return res, sim.Counts(), tooMany.Load(), took
+}
+
+// TestFleetWatchingCountsRequests: an apply of 100 instances with a key each
+// on an asynchronous broker at the CC's default 60 s cadence watches every
+// operation in flight with list requests: at most 400 Cloud Controller
+// requests in all (waiting on jobs took about 2 × 100 × 8), and a wall time
+// within 1.2 × the broker's bound (a create and a key, each ending at the
+// first CC poll after 20 s: 120 s).
+func TestFleetWatchingCountsRequests(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs 2 minutes of simulated time in about 3 s")
+	}
+	clk := newScaledClock(50)
+	sim := cfsim.MustNew(cfsim.WithClock(clk.Now), cfsim.WithAsyncBroker(), cfsim.WithBrokerDelay(20*time.Second),
+		cfsim.WithWorkerDelay(500*time.Millisecond))
+	_, c, _, took := fleetRun(t, clk, sim, 100, 100)
+	cc := c.Total - c.ByCall["POST /uaa/oauth/token"]
+	t.Logf("%d Cloud Controller requests, %d writes, %v: %v", cc, c.Writes, took, c.ByCall)
+	if cc > 400 {
+		t.Errorf("%d Cloud Controller requests, want at most 400", cc)
+	}
+	if jobs := c.ByCall["GET /v3/jobs/:guid"]; jobs > 0 {
+		t.Errorf("%d job requests: the fleet should watch with lists", jobs)
+	}
+	if bound := 121 * time.Second; took > bound*12/10 {
+		t.Errorf("took %v, want at most 1.2 × %v", took, bound)
+	}
+}
+
+// TestFleetUnderRateLimit: the same 100 against a rate limit of 300
+// requests per minute end with everything done.
+func TestFleetUnderRateLimit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs minutes of simulated time")
+	}
+	clk := newScaledClock(50)
+	sim := cfsim.MustNew(cfsim.WithClock(clk.Now), cfsim.WithAsyncBroker(), cfsim.WithBrokerDelay(20*time.Second),
+		cfsim.WithWorkerDelay(500*time.Millisecond), cfsim.WithRateLimit(300, time.Minute))
+	res, c, tooMany, took := fleetRun(t, clk, sim, 100, 100)
+	t.Logf("%d requests, %d answered 429, %v", c.Total, tooMany, took)
+	if res.Failed != 0 {
+		t.Errorf("%d failed", res.Failed)
+	}
+}
