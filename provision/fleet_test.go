@@ -118,6 +118,12 @@ func TestFleetWatchingCountsRequests(t *testing.T) {
 	if bound := 121 * time.Second; took > bound*12/10 {
 		t.Errorf("took %v, want at most 1.2 × %v", took, bound)
 	}
+	// A no-change re-run reads the org, its spaces, the instances and their
+	// keys in a few lists, and nothing per instance.
+	_, c, _, _ = fleetRun(t, clk, sim, 100, 100)
+	if cc := c.Total - c.ByCall["POST /uaa/oauth/token"]; cc > 10 || c.Writes != 0 {
+		t.Errorf("no-change re-run: %d Cloud Controller requests, %d writes; want at most 10 and 0: %v", cc, c.Writes, c.ByCall)
+	}
 }
 
 // TestFleetUnderRateLimit: the same 100 against a rate limit of 300

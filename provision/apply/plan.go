@@ -94,7 +94,10 @@ func (w *Runner) plan(ctx context.Context, s *spec.Spec, o Options) (*Result, *p
 		return nil, nil, err
 	}
 	changes := make([][]*Change, len(mine))
-	w.workers(ctx, o.Parallel, len(mine), nil, func(q *Runner, i int) {
+	// Planning only reads (an instance's parameters where a comparison
+	// needs them, a key's credentials where a file exists): a few readers
+	// keep up, and each worker beyond the first costs a login.
+	w.workers(ctx, min(o.Parallel, planReaders), len(mine), nil, func(q *Runner, i int) {
 		changes[i] = q.planInstance(ctx, st, mine[i], existing, keys)
 	})
 	if err := ctx.Err(); err != nil {
@@ -333,6 +336,9 @@ func (w *Runner) planInstance(ctx context.Context, st *planState, in *spec.Insta
 	}
 	return out
 }
+
+// planReaders is the most workers a plan reads with.
+const planReaders = 8
 
 // fileAction is writing a file: an update when it exists, else a create.
 func fileAction(path string) Action {

@@ -78,7 +78,8 @@ type Fleet struct {
 	ctx  context.Context
 	base *Session
 	fork sync.Once
-	s    *Session // the fleet's own fork of base: only its loop uses it
+	s    *Session // the fleet's own fork of base, for instances
+	sk   *Session // and one for keys: the two lists run at once
 	err  error
 
 	mu      sync.Mutex
@@ -113,7 +114,11 @@ func NewFleet(ctx context.Context, s *Session) *Fleet {
 }
 
 func (f *Fleet) await(ctx context.Context, s *Session, op Op) (Outcome, error) {
-	f.fork.Do(func() { f.s, f.err = f.base.Fork(f.ctx) })
+	f.fork.Do(func() {
+		if f.s, f.err = f.base.Fork(f.ctx); f.err == nil {
+			f.sk, f.err = f.base.Fork(f.ctx)
+		}
+	})
 	if f.err != nil {
 		// no session of its own: wait on the job as without a fleet
 		return s.WithFleet(nil).Await(ctx, op)
@@ -185,7 +190,7 @@ func (f *Fleet) loop() {
 				continue
 			}
 		}
-		f.check()
+		f.check(at)
 	}
 }
 
@@ -211,28 +216,33 @@ func (f *Fleet) dueLocked() time.Time {
 	return at
 }
 
-// check lists the resources of every operation in flight and settles the
+// check lists the resources of the operations due by at and settles the
 // ones that ended.
-func (f *Fleet) check() {
+func (f *Fleet) check(at time.Time) {
 	f.mu.Lock()
-	ws := slices.Clone(f.watches)
+	var ws []*watch
+	for _, w := range f.watches {
+		if !w.next.After(at) {
+			ws = append(ws, w)
+		}
+	}
 	f.mu.Unlock()
 	sent := f.s.clock.Now()
 	found, errs := f.list(ws)
 	now := f.s.clock.Now()
-	var done []*watch
+	done := map[*watch]bool{}
 	for _, w := range ws {
 		if err := errs[w]; err != nil {
 			w.res <- watchResult{err: err}
-			done = append(done, w)
+			done[w] = true
 			continue
 		}
 		if f.settle(w, found[w], sent, now) {
-			done = append(done, w)
+			done[w] = true
 		}
 	}
 	f.mu.Lock()
-	f.watches = slices.DeleteFunc(f.watches, func(x *watch) bool { return slices.Contains(done, x) })
+	f.watches = slices.DeleteFunc(f.watches, func(x *watch) bool { return done[x] })
 	f.mu.Unlock()
 }
 
@@ -295,28 +305,40 @@ type listed struct {
 func (f *Fleet) list(ws []*watch) (map[*watch]*listed, map[*watch]error) {
 	found := map[*watch]*listed{}
 	errs := map[*watch]error{}
-	ctx := f.ctx
+	var mu sync.Mutex
+	var wg sync.WaitGroup
 	byKind := map[Kind][]*watch{}
 	for _, w := range ws {
 		byKind[w.op.Kind] = append(byKind[w.op.Kind], w)
 	}
 	for kind, group := range byKind {
-		for lo := 0; lo < len(group); lo += fleetBatch {
-			batch := group[lo:min(lo+fleetBatch, len(group))]
-			ops, err := f.listBatch(ctx, kind, batch)
-			for _, w := range batch {
-				if err != nil {
-					errs[w] = err
-					continue
-				}
-				found[w] = ops[w.op.Scope+"/"+w.op.Name]
-			}
+		s := f.s
+		if kind == KeyOp {
+			s = f.sk
 		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for lo := 0; lo < len(group); lo += fleetBatch {
+				batch := group[lo:min(lo+fleetBatch, len(group))]
+				ops, err := listBatch(f.ctx, s, kind, batch)
+				mu.Lock()
+				for _, w := range batch {
+					if err != nil {
+						errs[w] = err
+						continue
+					}
+					found[w] = ops[w.op.Scope+"/"+w.op.Name]
+				}
+				mu.Unlock()
+			}
+		}()
 	}
+	wg.Wait()
 	return found, errs
 }
 
-func (f *Fleet) listBatch(ctx context.Context, kind Kind, batch []*watch) (map[string]*listed, error) {
+func listBatch(ctx context.Context, s *Session, kind Kind, batch []*watch) (map[string]*listed, error) {
 	var scopes, names []string
 	for _, w := range batch {
 		if !slices.Contains(scopes, w.op.Scope) {
@@ -336,7 +358,7 @@ func (f *Fleet) listBatch(ctx context.Context, kind Kind, batch []*watch) (map[s
 		opts.Names = client.Filter{Values: names}
 		opts.SpaceGUIDs = client.Filter{Values: scopes}
 		opts.PerPage = 5000
-		list, err := f.s.CF.ServiceInstances.ListAll(ctx, opts)
+		list, err := s.CF.ServiceInstances.ListAll(ctx, opts)
 		if err != nil {
 			return nil, classifyFleet("list service instances", err)
 		}
@@ -351,7 +373,7 @@ func (f *Fleet) listBatch(ctx context.Context, kind Kind, batch []*watch) (map[s
 		opts.Names = client.Filter{Values: names}
 		opts.Type = client.Filter{Values: []string{"key"}}
 		opts.PerPage = 5000
-		list, err := f.s.CF.ServiceCredentialBindings.ListAll(ctx, opts)
+		list, err := s.CF.ServiceCredentialBindings.ListAll(ctx, opts)
 		if err != nil {
 			return nil, classifyFleet("list service keys", err)
 		}

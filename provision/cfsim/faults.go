@@ -107,6 +107,57 @@ func (s *Sim) ctlDelay(req *request) {
 	req.w.WriteHeader(http.StatusNoContent)
 }
 
+// JobStat is what a benchmark learns about one job: when it started and
+// ended, when a GET first saw it ended, and how many GETs it took.
+type JobStat struct {
+	GUID      string     `json:"guid"`
+	Name      string     `json:"name"` // the instance's or key's
+	Operation string     `json:"operation"`
+	State     string     `json:"state"`
+	Created   time.Time  `json:"created_at"`
+	Ended     *time.Time `json:"ended_at,omitempty"`
+	Seen      *time.Time `json:"seen_at,omitempty"`
+	Checks    int        `json:"checks"`
+}
+
+// JobStats lists every job the simulator holds.
+func (s *Sim) JobStats() []JobStat {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.advance()
+	var out []JobStat
+	for _, j := range s.st.Jobs {
+		st := JobStat{GUID: j.GUID, Name: j.Name, Operation: j.Operation, State: j.State, Created: j.Created, Seen: j.SeenAt, Checks: j.Checks}
+		if j.State == "COMPLETE" || j.State == "FAILED" {
+			end := j.Updated
+			st.Ended = &end
+		}
+		out = append(out, st)
+	}
+	slices.SortFunc(out, func(a, b JobStat) int { return a.Created.Compare(b.Created) })
+	return out
+}
+
+// ctlJobs: GET /_sim/jobs lists JobStats; DELETE forgets the ended jobs.
+func (s *Sim) ctlJobs(req *request) {
+	switch req.r.Method {
+	case http.MethodGet:
+		writeJSON(req.w, http.StatusOK, s.JobStats())
+	case http.MethodDelete:
+		s.mu.Lock()
+		for g, j := range s.st.Jobs {
+			if j.State == "COMPLETE" || j.State == "FAILED" {
+				delete(s.st.Jobs, g)
+			}
+		}
+		s.dirty = true
+		s.mu.Unlock()
+		req.w.WriteHeader(http.StatusNoContent)
+	default:
+		writeError(req.w, errMethod())
+	}
+}
+
 // ctlTiming: PUT /_sim/timing?profile=btp&async=true&cc_poll_interval=60s
 // (each optional; the profile first, then the rest on top of it).
 func (s *Sim) ctlTiming(req *request) {

@@ -171,6 +171,12 @@ func (s *Sim) getJob(req *request) {
 		writeError(req.w, errNotFound("Job"))
 		return
 	}
+	j.Checks++
+	if j.SeenAt == nil && j.State != "PROCESSING" && j.State != "POLLING" {
+		now := s.now()
+		j.SeenAt = &now
+	}
+	s.dirty = true
 	writeJSON(req.w, http.StatusOK, s.renderJob(req.base, j))
 }
 

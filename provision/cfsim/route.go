@@ -86,6 +86,7 @@ var routes = func() []*route {
 
 		{method: "*", pattern: "/_sim/counts", handle: (*Sim).ctlCounts, control: true},
 		{method: http.MethodPut, pattern: "/_sim/delay", handle: (*Sim).ctlDelay, control: true},
+		{method: "*", pattern: "/_sim/jobs", handle: (*Sim).ctlJobs, control: true},
 		{method: http.MethodPut, pattern: "/_sim/timing", handle: (*Sim).ctlTiming, control: true},
 		{method: http.MethodPost, pattern: "/_sim/fail-next", handle: (*Sim).ctlFailNext, control: true},
 		{method: http.MethodGet, pattern: "/_sim/ca.pem", handle: (*Sim).ctlCA, control: true},

@@ -139,6 +139,11 @@ type Job struct {
 	NewPlan      string         `json:"new_plan,omitempty"`
 	Errors       []apiError     `json:"errors"`
 	Warnings     []string       `json:"warnings"`
+	// Checks counts the GETs of the job; SeenAt is when one first saw it
+	// ended (benchmarks: requests per operation and lateness).
+	Checks int        `json:"checks,omitempty"`
+	Name   string     `json:"name,omitempty"` // the resource's, for JobStats
+	SeenAt *time.Time `json:"seen_at,omitempty"`
 }
 
 // Role is an org or space role of a user.

@@ -147,6 +147,11 @@ func (s *Sim) newJob(op, rtype, rguid, brokerOp string, async bool) *Job {
 		j.PollAt = j.DoneAt
 	}
 	j.Fail = s.takeFailure(brokerOp)
+	if i := s.st.Instances[rguid]; i != nil {
+		j.Name = i.Name
+	} else if k := s.st.Keys[rguid]; k != nil {
+		j.Name = k.Name
+	}
 	s.st.Jobs[j.GUID] = j
 	return j
 }
