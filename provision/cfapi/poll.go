@@ -54,9 +54,9 @@ type Backoff struct {
 	Dense    time.Duration
 }
 
-// DefaultBackoff: every 25 ms for the first 500 ms, then 15% of the time
+// DefaultBackoff: every 25 ms for the first 500 ms, then 6% of the time
 // waited, at most every 3 s (the cf CLI's interval).
-var DefaultBackoff = Backoff{Min: 25 * time.Millisecond, Max: 3 * time.Second, Fraction: 0.15, Dense: 500 * time.Millisecond}
+var DefaultBackoff = Backoff{Min: 25 * time.Millisecond, Max: 3 * time.Second, Fraction: 0.06, Dense: 500 * time.Millisecond}
 
 func (b Backoff) interval(waited time.Duration) time.Duration {
 	if waited < b.Dense {

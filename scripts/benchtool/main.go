@@ -43,6 +43,7 @@ type sample struct {
 	reqs   int64
 	writes int64
 	rssKB  int64
+	logins int64 // of reqs: token requests to the UAA
 }
 
 type stat struct{ med, min, max float64 }
@@ -238,14 +239,17 @@ func (b *bench) ctl(method, path string) ([]byte, error) {
 	return body, nil
 }
 
-func (b *bench) counts() (int64, int64) {
+func (b *bench) counts() (int64, int64, int64) {
 	body, err := b.ctl(http.MethodGet, "/_sim/counts")
 	if err != nil {
-		return -1, -1
+		return -1, -1, -1
 	}
-	var c struct{ Total, Writes int64 }
+	var c struct {
+		Total, Writes int64
+		ByCall        map[string]int64 `json:"by_call"`
+	}
 	_ = json.Unmarshal(body, &c)
-	return c.Total, c.Writes
+	return c.Total, c.Writes, c.ByCall["POST /uaa/oauth/token"]
 }
 
 func (b *bench) env() []string {
@@ -275,7 +279,7 @@ func (b *bench) xsprov(extraEnv []string, args ...string) (sample, error) {
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		s.rssKB = ru.Maxrss
 	}
-	s.reqs, s.writes = b.counts()
+	s.reqs, s.writes, s.logins = b.counts()
 	if err != nil {
 		return s, fmt.Errorf("xsprov %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
 	}
