@@ -69,7 +69,7 @@ func (p *Provisioner) rotate(ctx context.Context, t cfapi.Target, inst *resource
 		if params == nil {
 			// the old key's parameters as xsprov recorded them (real BTP
 			// does not let them be read back)
-			params = keyParamsOf(old)
+			params = KeyParamsOf(old)
 		}
 	}
 	now := p.s.Clock().Now()
@@ -239,8 +239,8 @@ func (p *Provisioner) ownNewKey(ctx context.Context, instGUID, name string, caus
 	return nil, cause
 }
 
-// keyParamsOf are the parameters xsprov recorded on a key; nil when none.
-func keyParamsOf(k *resource.ServiceCredentialBinding) map[string]any {
+// KeyParamsOf are the parameters xsprov recorded on a key; nil when none.
+func KeyParamsOf(k *resource.ServiceCredentialBinding) map[string]any {
 	if k.Metadata == nil || k.Metadata.Annotations[AnnotationKeyParameters] == nil {
 		return nil
 	}

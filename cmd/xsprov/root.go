@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"time"
 
@@ -22,20 +21,6 @@ import (
 	"github.com/xsprov/xsprov/provision/infile"
 	"github.com/xsprov/xsprov/provision/xsuaa"
 )
-
-// version is set with -ldflags "-X main.version=…"; otherwise the module
-// version from the build info.
-var version = ""
-
-func versionString() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "dev"
-}
 
 // Factory holds the dependencies of commands, built lazily: a command that
 // needs no network builds no client.
@@ -82,13 +67,16 @@ Authentication (never a secret as a flag value), first match wins:
   the cf CLI login in CF_HOME       (~/.cf/config.json, with its target)
 
 Try it without a Cloud Foundry: xsprov up my-xsuaa --api sim --xsappname myAppName`,
-		Version:       versionString(),
+		Version:       "-",
 		Args:          unknownSubcommand,
 		RunE:          groupHelp,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 	}
-	root.SetVersionTemplate("xsprov version {{.Version}}\n")
+	// --version prints what `xsprov version` does (read when asked: the
+	// build info is not needed for other commands).
+	cobra.AddTemplateFunc("xsprovVersion", func() string { return buildInfo().String() })
+	root.SetVersionTemplate("{{xsprovVersion}}\n")
 	root.SetUsageTemplate(root.UsageTemplate() + "\n" + exitCodesHelp + "\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &flagError{err: err} })
 	root.AddCommand(
@@ -105,7 +93,11 @@ Try it without a Cloud Foundry: xsprov up my-xsuaa --api sim --xsappname myAppNa
 		newSpecCmd(f, "apply", nil),
 		newSpecCmd(f, "plan", nil),
 		newSpecCmd(f, "destroy", nil),
+		newVersionCmd(f, nil),
+		newListCmd(f, nil),
+		newExportCmd(f, nil),
 	)
+	registerCompletions(f, root)
 	return root
 }
 

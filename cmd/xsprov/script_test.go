@@ -137,6 +137,7 @@ func TestScripts(t *testing.T) {
 				startScriptSim(ts, mtls, opts...)
 			},
 			// fail-next OP MESSAGE: the next broker operation fails.
+			"cfcreate": cfCreate,
 			"fail-next": func(ts *testscript.TestScript, neg bool, args []string) {
 				if len(args) != 2 {
 					ts.Fatalf("usage: fail-next OP MESSAGE")

@@ -266,7 +266,9 @@ func (w *Runner) planInstance(ctx context.Context, st *planState, in *spec.Insta
 		c.Action, c.Reason = ActWait, "an operation is in progress ("+cfapi.DescribeOp(lo)+"); apply waits and compares again"
 	}
 	var params map[string]any
-	if c.Action != ActWait {
+	// Without a descriptor in the spec the instance's stays as it is,
+	// unread (as `up` without parameters does).
+	if c.Action != ActWait && in.DescriptorGiven {
 		// xsprov's record of what it applied spares reading the parameters
 		// (which real BTP does not allow anyway)
 		if r, ok := provision.RecordOf(cur); ok && !r.Stale && r.Descriptor != nil {

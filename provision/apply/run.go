@@ -139,6 +139,9 @@ func (w *Runner) applyInstance(ctx context.Context, st *planState, cs []*Change,
 		}
 		req := provision.UpRequest{Ref: provision.Ref{Org: st.orgName, Space: sp.Name, Instance: in.Name},
 			Offering: in.Offering, Plan: in.Plan, Broker: in.Broker, Params: in.Descriptor, Tags: in.Tags, Observed: seen}
+		if !in.DescriptorGiven && ic.cur != nil && ic.Action != ActRecreate {
+			req.Params = nil // nothing asked: an existing descriptor stays as it is
+		}
 		inst, err = eng.EnsureInstance(ctx, t, plan, req)
 		return err
 	})

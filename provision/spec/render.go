@@ -112,6 +112,7 @@ func (s *Spec) render(c *checker, in *Instance, n *yaml.Node) {
 		}
 	}
 	in.Descriptor = xssec.Normalize(d).(map[string]any)
+	in.DescriptorGiven = in.Template != "" || in.ParametersFile != "" || in.Parameters != nil
 }
 
 // InShard tells whether an instance belongs to shard i of n (1-based); the

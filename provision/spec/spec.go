@@ -81,6 +81,10 @@ type Instance struct {
 
 	// Descriptor is the rendered, validated parameters.
 	Descriptor map[string]any `yaml:"-"`
+	// DescriptorGiven: parameters, parametersFile or a template was given.
+	// Without one, an existing instance's descriptor is left as it is (a
+	// new one gets the minimal descriptor).
+	DescriptorGiven bool `yaml:"-"`
 	line       int
 }
 
