@@ -152,7 +152,9 @@ func exportKeys(in *Instance) *yaml.Node {
 	seq := &yaml.Node{Kind: yaml.SequenceNode}
 	var seen []string
 	keys := slices.Clone(in.keyList)
-	slices.SortFunc(keys, func(a, b *resource.ServiceCredentialBinding) int { return strings.Compare(cfapi.KeyName(a, ""), cfapi.KeyName(b, "")) })
+	slices.SortFunc(keys, func(a, b *resource.ServiceCredentialBinding) int {
+		return strings.Compare(cfapi.KeyName(a, ""), cfapi.KeyName(b, ""))
+	})
 	for _, k := range keys {
 		name := cfapi.KeyName(k, "")
 		if i := strings.Index(name, cfapi.RotatedSep); i > 0 {

@@ -85,7 +85,7 @@ type Instance struct {
 	// Without one, an existing instance's descriptor is left as it is (a
 	// new one gets the minimal descriptor).
 	DescriptorGiven bool `yaml:"-"`
-	line       int
+	line            int
 }
 
 // Key is a service key and its credentials file.
