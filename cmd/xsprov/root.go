@@ -96,6 +96,7 @@ Try it without a Cloud Foundry: xsprov up my-xsuaa --api sim --xsappname myAppNa
 		newVersionCmd(f, nil),
 		newListCmd(f, nil),
 		newExportCmd(f, nil),
+		newDoctorCmd(f, nil),
 	)
 	registerCompletions(f, root)
 	return root
@@ -341,7 +342,7 @@ func (f *Factory) simStatePath() string {
 // reporter returns the command's progress reporter.
 func (f *Factory) reporter() *reporter {
 	if f.rep == nil {
-		f.rep = newReporter(f.IO)
+		f.rep = newReporter(f.IO, f.getenv)
 	}
 	return f.rep
 }

@@ -66,7 +66,8 @@ func (t *Retry) RoundTrip(req *http.Request) (*http.Response, error) {
 		var wait time.Duration
 		switch {
 		case err != nil:
-			if req.Context().Err() != nil {
+			if req.Context().Err() != nil || IsUntrustedCert(err) {
+				// an untrusted certificate stays untrusted: no retry
 				return nil, err
 			}
 			if !retryable {

@@ -3,6 +3,8 @@ package cfapi
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -106,6 +108,38 @@ type Session struct {
 	polling Polling
 	fleet   *Fleet // waits go through it when set (WithFleet)
 	root    *rootCache
+	bound   *boundTransport
+}
+
+// Identity is who the session acts as, read from its bearer token.
+type Identity struct {
+	UserGUID string   // user_id, or the client id of a client's token
+	UserName string   // "" for a client
+	ClientID string   // the OAuth client
+	Scopes   []string // e.g. cloud_controller.admin
+	Origin   string
+}
+
+// Identity says who the last request was sent as (after at least one).
+func (s *Session) Identity() Identity {
+	if s.bound == nil {
+		return Identity{}
+	}
+	s.bound.mu.Lock()
+	c := s.bound.claims
+	s.bound.mu.Unlock()
+	str := func(k string) string { v, _ := c[k].(string); return v }
+	id := Identity{UserGUID: cmp.Or(str("user_id"), str("sub")), UserName: str("user_name"), ClientID: str("client_id"), Origin: str("origin")}
+	if sc, ok := c["scope"].([]any); ok {
+		for _, v := range sc {
+			if s, ok := v.(string); ok {
+				id.Scopes = append(id.Scopes, s)
+			}
+		}
+	} else if sc, ok := c["scope"].(string); ok {
+		id.Scopes = strings.Fields(sc)
+	}
+	return id
 }
 
 // rootCache holds what forks of a session need from the API root, read once.
@@ -149,7 +183,8 @@ func Connect(ctx context.Context, api string, auth Auth, hc *http.Client, o Opti
 	// v3.0.0-alpha.21): bound those requests by ctx, so --timeout and
 	// Ctrl-C cover login too.
 	bound := *hc
-	bound.Transport = &boundTransport{base: hc.Transport, ctx: ctx}
+	bt := &boundTransport{base: hc.Transport, ctx: ctx}
+	bound.Transport = bt
 	// go-cfclient puts a 30 s timeout on each request (retries and 429
 	// waits included); ctx's deadline (--timeout) is the one limit instead.
 	opts := []config.Option{config.HttpClient(&bound), config.UserAgent("xsprov"), config.RequestTimeout(noRequestTimeout)}
@@ -208,7 +243,7 @@ func Connect(ctx context.Context, api string, auth Auth, hc *http.Client, o Opti
 	if p.Step == 0 {
 		p = DefaultPolling
 	}
-	return &Session{API: api, User: user, CF: cf, HTTP: hc, auth: auth, opts: o, clock: clk, backoff: b, polling: p, root: &rootCache{}}, nil
+	return &Session{API: api, User: user, CF: cf, HTTP: hc, auth: auth, opts: o, clock: clk, backoff: b, polling: p, root: &rootCache{}, bound: bt}, nil
 }
 
 func loginError(api string, auth Auth, err error) error {
@@ -218,12 +253,25 @@ func loginError(api string, auth Auth, err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
+	if IsUntrustedCert(err) {
+		return remedy.With(fmt.Errorf("the TLS certificate of %s is not trusted: %w", api, innermost(err)), remedy.Remedy{Action: remedy.TrustCA})
+	}
 	if isConnError(err) || strings.Contains(err.Error(), "discovering token service") {
 		// go-cfclient wraps discovery failures in fmt.Errorf without a type
 		// of its own: its message prefix is the only sign of one.
 		return remedy.With(fmt.Errorf("cannot reach the Cloud Foundry API at %s: %w", api, innermost(err)), remedy.Remedy{Action: remedy.CheckAPI})
 	}
 	return &AuthError{Msg: fmt.Sprintf("log in to %s with %s: %v", api, auth.Method(), err), Err: err}
+}
+
+// IsUntrustedCert tells whether err is a TLS certificate that failed
+// verification (unknown authority, wrong host name, expired).
+func IsUntrustedCert(err error) bool {
+	var ua x509.UnknownAuthorityError
+	var hn x509.HostnameError
+	var ci x509.CertificateInvalidError
+	var cv *tls.CertificateVerificationError
+	return errors.As(err, &ua) || errors.As(err, &hn) || errors.As(err, &ci) || errors.As(err, &cv)
 }
 
 func innermost(err error) error {
@@ -284,9 +332,24 @@ func ValidateAPI(api string, allowInsecure bool) error {
 type boundTransport struct {
 	base http.RoundTripper
 	ctx  context.Context
+
+	// who the bearer token of the last request speaks for (its claims,
+	// read unverified; never the token itself)
+	mu       sync.Mutex
+	lastAuth string
+	claims   jwt.MapClaims
 }
 
 func (t *boundTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if h := req.Header.Get("Authorization"); h != "" {
+		t.mu.Lock()
+		if h != t.lastAuth {
+			if c, ok := unverifiedClaims(h); ok {
+				t.lastAuth, t.claims = h, c
+			}
+		}
+		t.mu.Unlock()
+	}
 	ctx := req.Context()
 	cancelDeadline := func() {}
 	if dl, ok := t.ctx.Deadline(); ok {

@@ -65,6 +65,8 @@ const (
 	UseX509
 	// Pruned: deleted because the spec no longer lists it and pruning is on.
 	Pruned
+	// TrustCA: the server's TLS certificate is not trusted.
+	TrustCA
 )
 
 // Remedy is what to do about a failure. Note holds facts that the remedy
