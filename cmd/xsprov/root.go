@@ -33,6 +33,9 @@ type Factory struct {
 	// BaseTransport overrides the HTTP transport under the retry layer (tests).
 	BaseTransport http.RoundTripper
 
+	// plugin is the cf CLI session when running as `cf xsprov …`.
+	plugin *pluginSession
+
 	closers []func()
 	rep     *reporter
 	simCA   *x509.CertPool // trusted for the embedded simulator's mTLS listener
@@ -174,6 +177,12 @@ func (f *Factory) resolveFor(t targetFlags, needSpace bool) (*settings, error) {
 	if err != nil {
 		return nil, err
 	}
+	if f.plugin != nil && t.API != "" && strings.TrimRight(t.API, "/") != strings.TrimRight(f.plugin.api, "/") {
+		return nil, flagErrorf("--api %s: as a cf CLI plugin, xsprov works on the cf CLI's target %s (run 'cf api' to change it, or run xsprov directly)", t.API, f.plugin.api)
+	}
+	if f.plugin != nil && f.plugin.skipSSL {
+		s.skipSSL = true
+	}
 	api, apiFromCF := cmp.Or(t.API, f.getenv("CF_API")), false
 	if api == "" && cfc != nil && cfc.Target != "" {
 		api, apiFromCF = cfc.Target, true
@@ -237,6 +246,9 @@ func (f *Factory) resolveAuth(t targetFlags, sim bool, cfHome string) (cfapi.Aut
 		auth = cfapi.Auth{ClientID: t.ClientID, ClientSecret: secret}
 	case t.ClientSecretFile != "":
 		return auth, flagErrorf("--client-secret-file needs --client-id")
+	case f.plugin != nil:
+		// cf xsprov …: the running cf CLI's session
+		auth = cfapi.Auth{Token: f.plugin.token}
 	case f.getenv("CF_CLIENT_ID") != "":
 		if f.getenv("CF_CLIENT_SECRET") == "" {
 			return auth, cfapi.Usagef("CF_CLIENT_ID is set but CF_CLIENT_SECRET is empty")

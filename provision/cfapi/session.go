@@ -34,6 +34,9 @@ type Auth struct {
 	Origin       string
 	// CFHome is the directory holding .cf/config.json (the cf CLI's CF_HOME).
 	CFHome string
+	// Token is an access token handed over by a running cf CLI (plugin
+	// mode): used as it is, never refreshed by xsprov.
+	Token string
 }
 
 // Method names the login method, for messages.
@@ -43,6 +46,8 @@ func (a Auth) Method() string {
 		return "client credentials of " + a.ClientID
 	case a.Username != "":
 		return "user " + a.Username
+	case a.Token != "":
+		return "the cf CLI session (plugin)"
 	default:
 		return "the cf CLI login in " + filepath.Join(a.CFHome, ".cf", "config.json")
 	}
@@ -211,6 +216,9 @@ func Connect(ctx context.Context, api string, auth Auth, hc *http.Client, o Opti
 			opts = append(opts, config.Origin(auth.Origin))
 		}
 		user = auth.Username
+	case auth.Token != "":
+		opts = append(opts, config.Token(strings.TrimSpace(auth.Token), ""))
+		user = tokenUser(auth.Token)
 	default:
 		cfc, err := LoadCFConfig(auth.CFHome)
 		if err != nil {
