@@ -336,7 +336,7 @@ func (p *Provisioner) deleteInstance(ctx context.Context, inst *resource.Service
 			}
 			inst = si
 		}
-		p.rep.Step(fmt.Sprintf("Deleting service instance %s as %s", inst.Name, p.s.User))
+		p.rep.Step(fmt.Sprintf("Deleting service instance %s%s as %s", inst.Name, p.where(inst), p.s.User))
 		jobGUID, err := p.s.CF.ServiceInstances.Delete(ctx, inst.GUID)
 		switch {
 		case cfapi.IsCode(err, cfapi.CodeResourceNotFound):

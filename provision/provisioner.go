@@ -71,12 +71,23 @@ type Provisioner struct {
 	consent   func(Consent) bool
 	dryRun    bool
 	seenWarn  map[string]bool
+	// target is the last one resolved, for messages ("in org … / space …")
+	target cfapi.Target
 }
 
 // WithDryRun makes the provisioner read only: every change is reported as
 // what would be done ("Would create …") and nothing is written, neither to
 // Cloud Foundry nor to files.
 func WithDryRun(dry bool) Option { return func(p *Provisioner) { p.dryRun = dry } }
+
+// where says where an instance is, as cf does (" in org O / space S"),
+// when its space is the one last resolved; "" otherwise.
+func (p *Provisioner) where(inst *resource.ServiceInstance) string {
+	if p.target.SpaceGUID != "" && spaceOf(inst) == p.target.SpaceGUID {
+		return " in org " + p.target.OrgName + " / space " + p.target.SpaceName
+	}
+	return ""
+}
 
 // would reports a change a dry run does not make.
 func (p *Provisioner) would(msg string) { p.rep.Info("Would " + msg + " (dry run).") }
@@ -187,6 +198,7 @@ func (p *Provisioner) locate(ctx context.Context, ref Ref, mustExist bool) (cfap
 	if err != nil {
 		return cfapi.Target{}, nil, err
 	}
+	p.target = t
 	inst, err := p.s.FindInstance(ctx, t, ref.Instance)
 	if err == nil && inst == nil && mustExist {
 		err = remedy.With(fmt.Errorf("service instance %q not found in org %s / space %s", ref.Instance, t.OrgName, t.SpaceName), remedy.Remedy{Action: remedy.Create, Instance: ref.Instance})

@@ -24,7 +24,10 @@ func newCredsCmd(f *Factory, runF func(context.Context, *CredsOptions) error) *c
 	cmd := &cobra.Command{
 		Use:   "creds INSTANCE",
 		Short: "Read an existing key's credentials and (re)write the credentials file",
-		Args:  exactArgs(1, "INSTANCE"),
+		Example: `  xsprov creds my-xsuaa
+  xsprov creds my-xsuaa --format env --out .env
+  xsprov creds my-xsuaa --json | jq -r .client_id`,
+		Args: exactArgs(1, "INSTANCE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Instance = args[0]
 			if err := checkInstanceName(opts.Instance); err != nil {

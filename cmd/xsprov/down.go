@@ -34,6 +34,9 @@ Foundry confirms, and only then remove the credentials file. Things that are
 already gone count as success. --keep-instance deletes only the key.
 
 Asks for confirmation on a terminal; needs --yes otherwise.`,
+		Example: `  xsprov down my-xsuaa
+  xsprov down my-xsuaa --yes --json
+  xsprov down my-xsuaa --keep-instance --yes`,
 		Args: exactArgs(1, "INSTANCE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Instance = args[0]
@@ -151,6 +154,8 @@ func newRecreateCmd(f *Factory, runF func(context.Context, *RecreateOptions) err
 		Long: `Run 'xsprov down' and then 'xsprov up' with the same options. Use it to change
 what the broker cannot update in place (xsappname, tenant-mode) or to reset a
 sandbox. The key and its credentials change; the file is rewritten.`,
+		Example: `  xsprov recreate my-xsuaa --tenant-mode shared --yes
+  xsprov recreate sandbox-uaa --template web-app --var xsappname=sandbox --yes`,
 		Args: exactArgs(1, "INSTANCE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Instance = args[0]

@@ -24,6 +24,7 @@ type StatusOptions struct {
 	ForeignScopes         []string
 	Out, Format           string
 	JSON                  bool
+	DetailedExitCode      bool
 }
 
 func newStatusCmd(f *Factory, runF func(context.Context, *StatusOptions) error) *cobra.Command {
@@ -37,6 +38,9 @@ parameter flags, also compare the instance's parameters with them and show the
 differences (values that look secret are hidden).
 
 Exits 1 when the instance does not exist.`,
+		Example: `  xsprov status my-xsuaa
+  xsprov status my-xsuaa --params xs-security.json --detailed-exitcode
+  xsprov status my-xsuaa --json | jq .drift`,
 		Args: exactArgs(1, "INSTANCE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Instance = args[0]
@@ -63,6 +67,7 @@ Exits 1 when the instance does not exist.`,
 	fl.StringVar(&opts.Out, "out", "", "credentials file (default INSTANCE-credentials.json, or after --format)")
 	fl.StringVar(&opts.Format, "format", credfile.FormatJSON, "format of the credentials file, for its default name")
 	fl.BoolVar(&opts.JSON, "json", false, "print a machine-readable result on stdout")
+	fl.BoolVar(&opts.DetailedExitCode, "detailed-exitcode", false, "with a drift check: exit 0 without drift, 2 when the parameters drifted, 1 on error")
 	return cmd
 }
 
@@ -73,6 +78,9 @@ func statusRun(ctx context.Context, f *Factory, o *StatusOptions) error {
 	}
 	if o.ParamsFile != "" && o.Templates.Template != "" {
 		return flagErrorf("give either --params or --template, not both")
+	}
+	if o.DetailedExitCode && o.ParamsFile == "" && o.Templates.Template == "" && o.XSAppName == "" && o.TenantMode == "" && len(o.ForeignScopes) == 0 {
+		return flagErrorf("--detailed-exitcode needs a drift check: --params, --template or a parameter flag")
 	}
 	var desired map[string]any
 	if o.ParamsFile != "" || o.Templates.Template != "" || o.XSAppName != "" || o.TenantMode != "" || len(o.ForeignScopes) > 0 {
@@ -110,6 +118,9 @@ func statusRun(ctx context.Context, f *Factory, o *StatusOptions) error {
 			fmt.Fprintf(f.IO.ErrOut, "Service instance %s not found.\n", o.Instance)
 		}
 		return &silentError{code: exitFailure}
+	}
+	if o.DetailedExitCode && st.Drift != nil && st.Drift.Drifted {
+		return changesPending{}
 	}
 	return nil
 }

@@ -90,24 +90,42 @@ func newTemplatesCmd(f *Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "templates",
 		Short: "List, show and render the built-in xs-security templates",
-		Args:  unknownSubcommand,
-		RunE:  groupHelp,
+		Example: `  xsprov templates list
+  xsprov templates show backend-service
+  xsprov templates render web-app --var xsappname=orders-ui`,
+		Args: unknownSubcommand,
+		RunE: groupHelp,
 	}
-	cmd.AddCommand(&cobra.Command{
+	var listJSON bool
+	list := &cobra.Command{
 		Use:   "list",
 		Short: "List the built-in templates",
-		Args:  cobra.NoArgs,
+		Example: `  xsprov templates list
+  xsprov templates list --json | jq -r '.templates[].name'`,
+		Args: cobra.NoArgs,
 		RunE: func(_ *cobra.Command, _ []string) error {
+			if listJSON {
+				return writeJSONDoc(f.IO.Out, map[string]any{"format_version": "1", "templates": templates.List()})
+			}
 			for _, t := range templates.List() {
 				fmt.Fprintf(f.IO.Out, "%-16s %s\n", t.Name, t.Description)
 			}
 			return nil
 		},
-	})
+	}
+	list.Flags().BoolVar(&listJSON, "json", false, "print the templates with their variables as JSON")
+	cmd.AddCommand(list)
 	cmd.AddCommand(&cobra.Command{
-		Use:   "show NAME",
-		Short: "Show a template's description, variables and source",
-		Args:  exactArgs(1, "NAME"),
+		Use:     "show NAME",
+		Short:   "Show a template's description, variables and source",
+		Example: "  xsprov templates show backend-service",
+		Args:    exactArgs(1, "NAME"),
+		ValidArgsFunction: func(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+			if len(args) > 0 {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			return templates.Names(), cobra.ShellCompDirectiveNoFileComp
+		},
 		RunE: func(_ *cobra.Command, args []string) error {
 			t, err := templates.Load(args[0])
 			if err != nil {
@@ -179,7 +197,9 @@ type ValidateOptions struct {
 func newValidateCmd(f *Factory, runF func(context.Context, *ValidateOptions) error) *cobra.Command {
 	opts := &ValidateOptions{}
 	cmd := &cobra.Command{
-		Use:   "validate FILE | --template NAME [--var NAME=VALUE]...",
+		Use: "validate FILE | --template NAME [--var NAME=VALUE]...",
+		Example: `  xsprov validate xs-security.json
+  xsprov validate --template backend-service --var xsappname=orders --var provider_app=billing`,
 		Short: "Check an xs-security descriptor with the XSUAA broker's rules, offline",
 		Long: `Check an xs-security descriptor (a file, or a rendered template) with the rules
 the XSUAA broker applies, without contacting Cloud Foundry: xsappname, tenant-mode,

@@ -1,6 +1,7 @@
 package xssec
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -15,18 +16,44 @@ const hidden = "[PRIVATE DATA HIDDEN]"
 type DiffEntry struct {
 	Path string `json:"path"`
 	Op   string `json:"op"` // add, remove, change
-	Old  string `json:"old,omitempty"`
-	New  string `json:"new,omitempty"`
+	// Old and New are the values as text (JSON, shortened); OldValue and
+	// NewValue the same as JSON values, which is what --json shows. Values
+	// that look secret are hidden in both.
+	Old      string          `json:"-"`
+	New      string          `json:"-"`
+	OldValue json.RawMessage `json:"old,omitempty"`
+	NewValue json.RawMessage `json:"new,omitempty"`
 }
 
 func (d DiffEntry) String() string {
+	old, new := textOf(d.Old, d.OldValue), textOf(d.New, d.NewValue)
 	switch d.Op {
 	case "add":
-		return "+ " + d.Path + ": " + d.New
+		return "+ " + d.Path + ": " + new
 	case "remove":
-		return "- " + d.Path + ": " + d.Old
+		return "- " + d.Path + ": " + old
 	}
-	return "~ " + d.Path + ": " + d.Old + " -> " + d.New
+	return "~ " + d.Path + ": " + old + " -> " + new
+}
+
+// textOf is the text of a value: as made, or from its JSON (an entry read
+// back from JSON, such as a saved plan's).
+func textOf(text string, raw json.RawMessage) string {
+	if text != "" || raw == nil {
+		return text
+	}
+	var b bytes.Buffer
+	if json.Compact(&b, raw) != nil {
+		return shorten(string(raw))
+	}
+	return shorten(b.String())
+}
+
+func shorten(s string) string {
+	if len(s) > 120 {
+		return s[:117] + "..."
+	}
+	return s
 }
 
 // Diff lists the differences from old to new by JSON path, with values that
@@ -67,9 +94,9 @@ func diffValue(path string, a, b any, out *[]DiffEntry) {
 			bv, bin := bm[k]
 			switch {
 			case !ain:
-				*out = append(*out, DiffEntry{Path: p, Op: "add", New: show(p, bv)})
+				*out = append(*out, DiffEntry{Path: p, Op: "add", New: show(p, bv), NewValue: value(p, bv)})
 			case !bin:
-				*out = append(*out, DiffEntry{Path: p, Op: "remove", Old: show(p, av)})
+				*out = append(*out, DiffEntry{Path: p, Op: "remove", Old: show(p, av), OldValue: value(p, av)})
 			default:
 				diffValue(p, av, bv, out)
 			}
@@ -85,25 +112,41 @@ func diffValue(path string, a, b any, out *[]DiffEntry) {
 		return
 	}
 	if !reflect.DeepEqual(a, b) {
-		*out = append(*out, DiffEntry{Path: path, Op: "change", Old: show(path, a), New: show(path, b)})
+		*out = append(*out, DiffEntry{Path: path, Op: "change", Old: show(path, a), New: show(path, b), OldValue: value(path, a), NewValue: value(path, b)})
 	}
 }
 
 var secretWords = []string{"secret", "password", "certificate", "private", "credential"}
 
 func show(path string, v any) string {
+	if secretPath(path) {
+		return hidden
+	}
+	b, _ := json.Marshal(v)
+	return shorten(string(b))
+}
+
+// value is v as a JSON value, hidden when the path looks secret.
+func value(path string, v any) json.RawMessage {
+	if secretPath(path) {
+		b, _ := json.Marshal(hidden)
+		return b
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+func secretPath(path string) bool {
 	leaf := strings.ToLower(path[strings.LastIndex(path, ".")+1:])
 	for _, w := range secretWords {
 		if strings.Contains(leaf, w) && leaf != "credential-types" {
-			return hidden
+			return true
 		}
 	}
-	b, _ := json.Marshal(v)
-	s := string(b)
-	if len(s) > 120 {
-		s = s[:117] + "..."
-	}
-	return s
+	return false
 }
 
 // Removes tells whether a diff takes anything away: a field, an element of
