@@ -100,6 +100,7 @@ Try it without a Cloud Foundry: xsprov up my-xsuaa --api sim --xsappname myAppNa
 		newListCmd(f, nil),
 		newExportCmd(f, nil),
 		newDoctorCmd(f, nil),
+		newSchemaCmd(f),
 	)
 	registerCompletions(f, root)
 	return root

@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 func (v *validator) scopes(d map[string]any) map[string]bool {
@@ -44,7 +46,7 @@ func (v *validator) scopes(d map[string]any) map[string]bool {
 			}
 		}
 		if names[name] {
-			v.errf(p+".name", "duplicate scope %q", name)
+			v.relf(p+".name", "duplicate scope %q", name)
 		}
 		names[name] = true
 		for _, f := range []string{"granted-apps", "grant-as-authority-to-apps"} {
@@ -88,7 +90,7 @@ func (v *validator) attributes(d map[string]any) map[string]bool {
 			v.errf(p+".name", "%q must be at most %d letters, digits or '_'", name, MaxNameLen)
 		}
 		if names[name] && name != "" {
-			v.errf(p+".name", "duplicate attribute %q", name)
+			v.relf(p+".name", "duplicate attribute %q", name)
 		}
 		names[name] = true
 		vt, has := obj["valueType"]
@@ -131,11 +133,11 @@ func (v *validator) roleTemplates(d map[string]any, scopes, attrs map[string]boo
 			v.errf(p+".name", "%q must be at most %d letters, digits or . _ -", name, MaxNameLen)
 		}
 		if names[name] && name != "" {
-			v.errf(p+".name", "duplicate role template %q", name)
+			v.relf(p+".name", "duplicate role template %q", name)
 		}
 		names[name] = true
 		if drn, has := obj["default-role-name"]; has {
-			if s, isStr := drn.(string); !isStr || len(s) > MaxDefaultRoleName {
+			if s, isStr := drn.(string); !isStr || utf8.RuneCountInString(s) > MaxDefaultRoleName {
 				v.errf(p+".default-role-name", "must be a string of at most %d characters", MaxDefaultRoleName)
 			}
 		}
@@ -146,7 +148,7 @@ func (v *validator) roleTemplates(d map[string]any, scopes, attrs map[string]boo
 			switch {
 			case strings.HasPrefix(s, "$XSAPPNAME."):
 				if !scopes[s] {
-					v.errf(rp, "references scope %q, which is not defined in scopes", s)
+					v.relf(rp, "references scope %q, which is not defined in scopes", s)
 				}
 			case reForeignScope.MatchString(s), s == "uaa.user":
 			default:
@@ -173,7 +175,7 @@ func (v *validator) roleTemplates(d map[string]any, scopes, attrs map[string]boo
 				continue
 			}
 			if !attrs[an] {
-				v.errf(rp, "references attribute %q, which is not defined in attributes", an)
+				v.relf(rp, "references attribute %q, which is not defined in attributes", an)
 			}
 		}
 	}
@@ -201,15 +203,15 @@ func (v *validator) roleCollections(d map[string]any, roleTemplates map[string]b
 		switch {
 		case name == "":
 			v.errf(p+".name", "is required")
-		case len(name) > MaxNameLen:
+		case utf8.RuneCountInString(name) > MaxNameLen:
 			v.errf(p+".name", "%q is longer than %d characters", name, MaxNameLen)
 		}
 		if seen[name] && name != "" {
-			v.errf(p+".name", "duplicate role collection %q", name)
+			v.relf(p+".name", "duplicate role collection %q", name)
 		}
 		seen[name] = true
 		if desc, has := obj["description"]; has {
-			if s, isStr := desc.(string); !isStr || len(s) > MaxDescription {
+			if s, isStr := desc.(string); !isStr || utf8.RuneCountInString(s) > MaxDescription {
 				v.errf(p+".description", "must be a string of at most %d characters", MaxDescription)
 			}
 		}
@@ -228,7 +230,7 @@ func (v *validator) roleCollections(d map[string]any, roleTemplates map[string]b
 			case m == nil:
 				v.errf(rp, "%s is not of the form $XSAPPNAME.<role-template>", jsonText(r))
 			case m[1] == "" && !roleTemplates[m[2]]:
-				v.errf(rp, "references role template %q, which is not defined in role-templates", m[2])
+				v.relf(rp, "references role template %q, which is not defined in role-templates", m[2])
 			}
 		}
 	}
@@ -334,13 +336,15 @@ func (v *validator) intRange(obj map[string]any, field, parent string, lo, hi in
 		v.errf(p, "must be a number of seconds")
 		return
 	}
-	i, err := n.Int64()
-	if err != nil {
+	// a whole number, however written (3600, 3600.0, 36e2), as JSON
+	// Schema's integer and the broker's JSON parser take it
+	f, err := n.Float64()
+	if err != nil || f != math.Trunc(f) {
 		v.errf(p, "%s is not a whole number of seconds", n)
 		return
 	}
-	if i < lo || i > hi {
-		v.errf(p, "%d is outside the allowed range %d..%d seconds", i, lo, hi)
+	if f < float64(lo) || f > float64(hi) {
+		v.errf(p, "%s is outside the allowed range %d..%d seconds", n, lo, hi)
 	}
 }
 

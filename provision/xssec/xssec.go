@@ -36,6 +36,10 @@ type Problem struct {
 	Line     int      `json:"line,omitempty"`
 	Column   int      `json:"column,omitempty"`
 	Message  string   `json:"message"`
+	// Relational: the problem is between fields (a duplicate name, a
+	// reference to something not defined), which no JSON Schema can say;
+	// every other error is also one of xs-security.schema.json.
+	Relational bool `json:"relational,omitempty"`
 }
 
 func (p Problem) String() string {
@@ -242,6 +246,11 @@ type validator struct{ ps Problems }
 
 func (v *validator) errf(path, format string, args ...any) {
 	v.ps = append(v.ps, Problem{Severity: Error, Path: path, Message: fmt.Sprintf(format, args...)})
+}
+
+// relf is an error between fields (see Problem.Relational).
+func (v *validator) relf(path, format string, args ...any) {
+	v.ps = append(v.ps, Problem{Severity: Error, Path: path, Message: fmt.Sprintf(format, args...), Relational: true})
 }
 
 func (v *validator) warnf(path, format string, args ...any) {

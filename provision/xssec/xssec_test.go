@@ -6,23 +6,30 @@ import (
 	"testing"
 )
 
-func TestValidateRules(t *testing.T) {
-	long := strings.Repeat("a", MaxXSAppName+1)
-	many := func(n int, item string) string {
-		parts := make([]string, n)
-		for i := range parts {
-			parts[i] = fmt.Sprintf(item, i)
-		}
-		return "[" + strings.Join(parts, ",") + "]"
+// ValidateCase is a descriptor with the first error the validator must
+// report ("" for a valid one). The cases are exported for the schema's
+// agreement test (schema_test.go).
+type ValidateCase struct {
+	Name     string
+	JSON     string
+	WantPath string // "" = valid
+	WantMsg  string
+}
+
+func many(n int, item string) string {
+	parts := make([]string, n)
+	for i := range parts {
+		parts[i] = fmt.Sprintf(item, i)
 	}
-	cases := []struct {
-		name     string
-		json     string
-		wantPath string // "" = valid
-		wantMsg  string
-	}{
-		{"minimal", `{"xsappname":"my-app"}`, "", ""},
-		{"full", `{"xsappname":"my_app/x","tenant-mode":"shared","description":"d",
+	return "[" + strings.Join(parts, ",") + "]"
+}
+
+// ValidateCases are the validator's good and bad table cases.
+var long = strings.Repeat("a", MaxXSAppName+1)
+
+var ValidateCases = []ValidateCase{
+	{"minimal", `{"xsappname":"my-app"}`, "", ""},
+	{"full", `{"xsappname":"my_app/x","tenant-mode":"shared","description":"d",
 			"scopes":[{"name":"$XSAPPNAME.Read","description":"r","granted-apps":["$XSAPPNAME(application,other)"]}],
 			"attributes":[{"name":"Country","description":"c","valueType":"string","valueRequired":false}],
 			"role-templates":[{"name":"Viewer","scope-references":["$XSAPPNAME.Read","uaa.user"],"attribute-references":[{"name":"Country","default-values":["DE"]},"Country"]}],
@@ -31,60 +38,66 @@ func TestValidateRules(t *testing.T) {
 			"authorities":["$ACCEPT_GRANTED_AUTHORITIES"],
 			"oauth2-configuration":{"token-validity":3600,"refresh-token-validity":86400,"redirect-uris":["https://app.cfapps.eu10.hana.ondemand.com/**"],"credential-types":["x509","binding-secret"]},
 			"xsenableasyncservice":"true"}`, "", ""},
-		{"missing xsappname", `{}`, "$.xsappname", "is required"},
-		{"xsappname chars", `{"xsappname":"my app"}`, "$.xsappname", "contains characters"},
-		{"xsappname length", `{"xsappname":"` + long + `"}`, "$.xsappname", "at most 100"},
-		{"xsappname type", `{"xsappname":5}`, "$.xsappname", "must be a string"},
-		{"tenant mode", `{"xsappname":"a","tenant-mode":"multi"}`, "$.tenant-mode", "not one of"},
-		{"unknown field", `{"xsappname":"a","colour":1}`, "$.colour", "unrecognized field"},
-		{"scope uaa.user (accepted by the real broker)", `{"xsappname":"a","scopes":[{"name":"uaa.user"}],"role-templates":[{"name":"U","scope-references":["uaa.user"]}]}`, "", ""},
-		{"foreign user_attributes (accepted by the real broker)", `{"xsappname":"a","foreign-scope-references":["user_attributes"]}`, "", ""},
-		{"null credential types", `{"xsappname":"a","oauth2-configuration":{"credential-types":null}}`, "$.oauth2-configuration.credential-types", "not null"},
-		{"null redirect uris", `{"xsappname":"a","oauth2-configuration":{"redirect-uris":null}}`, "$.oauth2-configuration.redirect-uris", "not null"},
-		{"null scope references", `{"xsappname":"a","scopes":[{"name":"$XSAPPNAME.R"}],"role-templates":[{"name":"V","scope-references":null}]}`, "$.role-templates[0].scope-references", "not null"},
-		{"foreign ref not a string", `{"xsappname":"a","foreign-scope-references":[1]}`, "$.foreign-scope-references[0]", "is not $ACCEPT_GRANTED_SCOPES"},
-		{"scope chars", `{"xsappname":"a","scopes":[{"name":"$XSAPPNAME.Re ad"}]}`, "$.scopes[0].name", "after $XSAPPNAME."},
-		{"scope leading dot", `{"xsappname":"a","scopes":[{"name":"$XSAPPNAME..Read"}]}`, "$.scopes[0].name", "must not start"},
-		{"scope duplicate", `{"xsappname":"a","scopes":[{"name":"$XSAPPNAME.R"},{"name":"$XSAPPNAME.R"}]}`, "$.scopes[1].name", "duplicate"},
-		{"scope unknown field", `{"xsappname":"a","scopes":[{"name":"$XSAPPNAME.R","colour":1}]}`, "$.scopes[0].colour", "unrecognized"},
-		{"granted apps", `{"xsappname":"a","scopes":[{"name":"$XSAPPNAME.R","granted-apps":["other"]}]}`, "$.scopes[0].granted-apps[0]", "not of the form"},
-		{"too many scopes", `{"xsappname":"a","scopes":` + many(MaxScopes+1, `{"name":"$XSAPPNAME.S%d"}`) + `}`, "$.scopes", "at most 500"},
-		{"role template scope ref", `{"xsappname":"a","role-templates":[{"name":"V","scope-references":["$XSAPPNAME.Nope"]}]}`, "$.role-templates[0].scope-references[0]", "not defined in scopes"},
-		{"role template attr ref", `{"xsappname":"a","role-templates":[{"name":"V","attribute-references":["Nope"]}]}`, "$.role-templates[0].attribute-references[0]", "not defined in attributes"},
-		{"role template name", `{"xsappname":"a","role-templates":[{"name":"V w"}]}`, "$.role-templates[0].name", "letters"},
-		{"role collection ref", `{"xsappname":"a","role-collections":[{"name":"C","role-template-references":["$XSAPPNAME.Nope"]}]}`, "$.role-collections[0].role-template-references[0]", "not defined in role-templates"},
-		{"role collection refs required", `{"xsappname":"a","role-collections":[{"name":"C"}]}`, "$.role-collections[0].role-template-references", "is required"},
-		{"role collection ref form", `{"xsappname":"a","role-collections":[{"name":"C","role-template-references":["Viewer"]}]}`, "$.role-collections[0].role-template-references[0]", "not of the form"},
-		{"attribute value type", `{"xsappname":"a","attributes":[{"name":"A","valueType":"bool"}]}`, "$.attributes[0].valueType", "not one of"},
-		{"attribute name", `{"xsappname":"a","attributes":[{"name":"A-B","valueType":"s"}]}`, "$.attributes[0].name", "letters"},
-		{"attribute value required", `{"xsappname":"a","attributes":[{"name":"A","valueType":"s","valueRequired":"yes"}]}`, "$.attributes[0].valueRequired", "true or false"},
-		{"too many attributes", `{"xsappname":"a","attributes":` + many(MaxAttributes+1, `{"name":"A%d","valueType":"s"}`) + `}`, "$.attributes", "at most 50"},
-		{"foreign ref plan", `{"xsappname":"a","foreign-scope-references":["$XSAPPNAME(broker,x).Read"]}`, "$.foreign-scope-references[0]", "only application"},
-		{"token validity low", `{"xsappname":"a","oauth2-configuration":{"token-validity":59}}`, "$.oauth2-configuration.token-validity", "outside"},
-		{"token validity high", `{"xsappname":"a","oauth2-configuration":{"token-validity":86401}}`, "$.oauth2-configuration.token-validity", "outside"},
-		{"token validity type", `{"xsappname":"a","oauth2-configuration":{"token-validity":"1h"}}`, "$.oauth2-configuration.token-validity", "number"},
-		{"refresh validity", `{"xsappname":"a","oauth2-configuration":{"refresh-token-validity":31536001}}`, "$.oauth2-configuration.refresh-token-validity", "outside"},
-		{"credential type", `{"xsappname":"a","oauth2-configuration":{"credential-types":["password"]}}`, "$.oauth2-configuration.credential-types[0]", "not one of"},
-		{"credential types empty", `{"xsappname":"a","oauth2-configuration":{"credential-types":[]}}`, "$.oauth2-configuration.credential-types", "at least one"},
-		{"oauth2 unknown", `{"xsappname":"a","oauth2-configuration":{"colour":1}}`, "$.oauth2-configuration.colour", "unrecognized"},
-		{"redirect relative", `{"xsappname":"a","oauth2-configuration":{"redirect-uris":["/callback"]}}`, "$.oauth2-configuration.redirect-uris[0]", "absolute"},
-		{"async flag", `{"xsappname":"a","xsenableasyncservice":true}`, "$.xsenableasyncservice", `"true" or "false"`},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			errs := ValidateJSON([]byte(tc.json)).Errors()
-			if tc.wantPath == "" {
+	{"missing xsappname", `{}`, "$.xsappname", "is required"},
+	{"xsappname chars", `{"xsappname":"my app"}`, "$.xsappname", "contains characters"},
+	{"xsappname length", `{"xsappname":"` + long + `"}`, "$.xsappname", "at most 100"},
+	{"xsappname type", `{"xsappname":5}`, "$.xsappname", "must be a string"},
+	{"tenant mode", `{"xsappname":"a","tenant-mode":"multi"}`, "$.tenant-mode", "not one of"},
+	{"unknown field", `{"xsappname":"a","colour":1}`, "$.colour", "unrecognized field"},
+	{"scope uaa.user (accepted by the real broker)", `{"xsappname":"a","scopes":[{"name":"uaa.user"}],"role-templates":[{"name":"U","scope-references":["uaa.user"]}]}`, "", ""},
+	{"foreign user_attributes (accepted by the real broker)", `{"xsappname":"a","foreign-scope-references":["user_attributes"]}`, "", ""},
+	{"null credential types", `{"xsappname":"a","oauth2-configuration":{"credential-types":null}}`, "$.oauth2-configuration.credential-types", "not null"},
+	{"null redirect uris", `{"xsappname":"a","oauth2-configuration":{"redirect-uris":null}}`, "$.oauth2-configuration.redirect-uris", "not null"},
+	{"null scope references", `{"xsappname":"a","scopes":[{"name":"$XSAPPNAME.R"}],"role-templates":[{"name":"V","scope-references":null}]}`, "$.role-templates[0].scope-references", "not null"},
+	{"foreign ref not a string", `{"xsappname":"a","foreign-scope-references":[1]}`, "$.foreign-scope-references[0]", "is not $ACCEPT_GRANTED_SCOPES"},
+	{"scope chars", `{"xsappname":"a","scopes":[{"name":"$XSAPPNAME.Re ad"}]}`, "$.scopes[0].name", "after $XSAPPNAME."},
+	{"scope leading dot", `{"xsappname":"a","scopes":[{"name":"$XSAPPNAME..Read"}]}`, "$.scopes[0].name", "must not start"},
+	{"scope duplicate", `{"xsappname":"a","scopes":[{"name":"$XSAPPNAME.R"},{"name":"$XSAPPNAME.R"}]}`, "$.scopes[1].name", "duplicate"},
+	{"scope unknown field", `{"xsappname":"a","scopes":[{"name":"$XSAPPNAME.R","colour":1}]}`, "$.scopes[0].colour", "unrecognized"},
+	{"granted apps", `{"xsappname":"a","scopes":[{"name":"$XSAPPNAME.R","granted-apps":["other"]}]}`, "$.scopes[0].granted-apps[0]", "not of the form"},
+	{"too many scopes", `{"xsappname":"a","scopes":` + many(MaxScopes+1, `{"name":"$XSAPPNAME.S%d"}`) + `}`, "$.scopes", "at most 500"},
+	{"role template scope ref", `{"xsappname":"a","role-templates":[{"name":"V","scope-references":["$XSAPPNAME.Nope"]}]}`, "$.role-templates[0].scope-references[0]", "not defined in scopes"},
+	{"role template attr ref", `{"xsappname":"a","role-templates":[{"name":"V","attribute-references":["Nope"]}]}`, "$.role-templates[0].attribute-references[0]", "not defined in attributes"},
+	{"role template name", `{"xsappname":"a","role-templates":[{"name":"V w"}]}`, "$.role-templates[0].name", "letters"},
+	{"role collection ref", `{"xsappname":"a","role-collections":[{"name":"C","role-template-references":["$XSAPPNAME.Nope"]}]}`, "$.role-collections[0].role-template-references[0]", "not defined in role-templates"},
+	{"role collection refs required", `{"xsappname":"a","role-collections":[{"name":"C"}]}`, "$.role-collections[0].role-template-references", "is required"},
+	{"role collection ref form", `{"xsappname":"a","role-collections":[{"name":"C","role-template-references":["Viewer"]}]}`, "$.role-collections[0].role-template-references[0]", "not of the form"},
+	{"attribute value type", `{"xsappname":"a","attributes":[{"name":"A","valueType":"bool"}]}`, "$.attributes[0].valueType", "not one of"},
+	{"attribute name", `{"xsappname":"a","attributes":[{"name":"A-B","valueType":"s"}]}`, "$.attributes[0].name", "letters"},
+	{"attribute value required", `{"xsappname":"a","attributes":[{"name":"A","valueType":"s","valueRequired":"yes"}]}`, "$.attributes[0].valueRequired", "true or false"},
+	{"too many attributes", `{"xsappname":"a","attributes":` + many(MaxAttributes+1, `{"name":"A%d","valueType":"s"}`) + `}`, "$.attributes", "at most 50"},
+	{"foreign ref plan", `{"xsappname":"a","foreign-scope-references":["$XSAPPNAME(broker,x).Read"]}`, "$.foreign-scope-references[0]", "only application"},
+	{"token validity low", `{"xsappname":"a","oauth2-configuration":{"token-validity":59}}`, "$.oauth2-configuration.token-validity", "outside"},
+	{"token validity high", `{"xsappname":"a","oauth2-configuration":{"token-validity":86401}}`, "$.oauth2-configuration.token-validity", "outside"},
+	{"token validity type", `{"xsappname":"a","oauth2-configuration":{"token-validity":"1h"}}`, "$.oauth2-configuration.token-validity", "number"},
+	{"refresh validity", `{"xsappname":"a","oauth2-configuration":{"refresh-token-validity":31536001}}`, "$.oauth2-configuration.refresh-token-validity", "outside"},
+	{"credential type", `{"xsappname":"a","oauth2-configuration":{"credential-types":["password"]}}`, "$.oauth2-configuration.credential-types[0]", "not one of"},
+	{"credential types empty", `{"xsappname":"a","oauth2-configuration":{"credential-types":[]}}`, "$.oauth2-configuration.credential-types", "at least one"},
+	{"oauth2 unknown", `{"xsappname":"a","oauth2-configuration":{"colour":1}}`, "$.oauth2-configuration.colour", "unrecognized"},
+	{"redirect relative", `{"xsappname":"a","oauth2-configuration":{"redirect-uris":["/callback"]}}`, "$.oauth2-configuration.redirect-uris[0]", "absolute"},
+	{"async flag", `{"xsappname":"a","xsenableasyncservice":true}`, "$.xsenableasyncservice", `"true" or "false"`},
+	{"whole number written as a float", `{"xsappname":"a","oauth2-configuration":{"token-validity":3600.0,"refresh-token-validity":864e2}}`, "", ""},
+	{"fractional seconds", `{"xsappname":"a","oauth2-configuration":{"token-validity":3600.5}}`, "$.oauth2-configuration.token-validity", "whole number"},
+	{"role collection name in characters", `{"xsappname":"a","role-templates":[{"name":"V"}],"role-collections":[{"name":"` + strings.Repeat("é", 64) + `","role-template-references":["$XSAPPNAME.V"]}]}`, "", ""},
+	{"role collection name too long", `{"xsappname":"a","role-collections":[{"name":"` + strings.Repeat("é", 65) + `","role-template-references":[]}]}`, "$.role-collections[0].name", "longer than 64"},
+}
+
+func TestValidateRules(t *testing.T) {
+	for _, tc := range ValidateCases {
+		t.Run(tc.Name, func(t *testing.T) {
+			errs := ValidateJSON([]byte(tc.JSON)).Errors()
+			if tc.WantPath == "" {
 				if len(errs) != 0 {
 					t.Fatalf("want valid, got %v", errs)
 				}
 				return
 			}
 			for _, e := range errs {
-				if e.Path == tc.wantPath && strings.Contains(e.Message, tc.wantMsg) {
+				if e.Path == tc.WantPath && strings.Contains(e.Message, tc.WantMsg) {
 					return
 				}
 			}
-			t.Errorf("want an error at %s containing %q, got %v", tc.wantPath, tc.wantMsg, errs)
+			t.Errorf("want an error at %s containing %q, got %v", tc.WantPath, tc.WantMsg, errs)
 		})
 	}
 }
@@ -128,12 +141,16 @@ func TestImmutableChanges(t *testing.T) {
 	}
 }
 
+// FuzzSeeds are FuzzValidate's seed corpus (the schema's agreement test
+// runs them too).
+var FuzzSeeds = []string{
+	`{"xsappname":"a"}`, `{"xsappname":"a","scopes":[{"name":"$XSAPPNAME.R"}],"role-templates":[{"name":"V","scope-references":["$XSAPPNAME.R"],"attribute-references":[{"name":"x"}]}]}`,
+	`{"oauth2-configuration":{"token-validity":1e99,"credential-types":[null]}}`, `{"role-collections":[{"role-template-references":[1,{}]}]}`,
+	`[`, `{"xsappname":"\u0000"}`, `{"attributes":[null,{"valueType":[]}]}`,
+}
+
 func FuzzValidate(f *testing.F) {
-	for _, s := range []string{
-		`{"xsappname":"a"}`, `{"xsappname":"a","scopes":[{"name":"$XSAPPNAME.R"}],"role-templates":[{"name":"V","scope-references":["$XSAPPNAME.R"],"attribute-references":[{"name":"x"}]}]}`,
-		`{"oauth2-configuration":{"token-validity":1e99,"credential-types":[null]}}`, `{"role-collections":[{"role-template-references":[1,{}]}]}`,
-		`[`, `{"xsappname":"\u0000"}`, `{"attributes":[null,{"valueType":[]}]}`,
-	} {
+	for _, s := range FuzzSeeds {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
