@@ -9,6 +9,7 @@ import (
 
 	"github.com/cloudfoundry/go-cfclient/v3/resource"
 	"github.com/xsprov/xsprov/provision/cfapi"
+	"github.com/xsprov/xsprov/provision/offering"
 	"github.com/xsprov/xsprov/provision/remedy"
 	"github.com/xsprov/xsprov/provision/xssec"
 )
@@ -173,8 +174,9 @@ func (p *Provisioner) converge(ctx context.Context, t cfapi.Target, inst *resour
 		return nil, false, err
 	}
 	desired := req.Params
+	prof := offering.For(req.Offering)
 	switch {
-	case desired != nil && !req.XSAppNameGiven && current != nil:
+	case desired != nil && !req.XSAppNameGiven && current != nil && prof.Named:
 		desired = xssec.Overrides{XSAppName: xssec.Field(current, "xsappname")}.Apply(desired)
 	case desired == nil && current == nil:
 		return nil, false, remedy.With(&cfapi.UsageError{Msg: fmt.Sprintf(
@@ -182,7 +184,10 @@ func (p *Provisioner) converge(ctx context.Context, t cfapi.Target, inst *resour
 			remedy.Remedy{Action: remedy.GiveWholeDescriptor, Instance: req.Instance})
 	case desired == nil:
 		desired = req.Overrides.Apply(current)
-		if errs := xssec.Validate(desired).Errors(); len(errs) > 0 {
+		if prof.Validate == nil {
+			break
+		}
+		if errs := prof.Validate(desired).Errors(); len(errs) > 0 {
 			return nil, false, &xssec.InvalidError{Source: "the instance's descriptor with the fields given", Problems: errs}
 		}
 	}
@@ -200,7 +205,7 @@ func (p *Provisioner) converge(ctx context.Context, t cfapi.Target, inst *resour
 	if len(diff) == 0 && !(inst.LastOperation.Type == "update" && inst.LastOperation.State == "failed") {
 		return inst, false, nil
 	}
-	if imm := xssec.ImmutableChanges(current, desired); len(imm) > 0 {
+	if imm := prof.Immutable(current, desired); len(imm) > 0 {
 		r := remedy.Remedy{Action: remedy.Recreate, Instance: req.Instance, Keep: map[string]string{}}
 		for _, f := range imm {
 			r.Keep[f] = xssec.Field(current, f)
@@ -296,6 +301,9 @@ func (p *Provisioner) update(ctx context.Context, t cfapi.Target, inst *resource
 		p.rep.Warn("the update went through, but recording it on the instance failed: " + err.Error())
 	}
 	inst.LastOperation = resource.LastOperation{Type: "update", State: "succeeded"}
+	if note := offering.For(req.Offering).Replicates; note != "" {
+		p.rep.Info("Note: " + note + ".")
+	}
 	return inst, true, nil
 }
 
@@ -369,6 +377,9 @@ func (p *Provisioner) deleteInstance(ctx context.Context, inst *resource.Service
 func newDescriptor(req UpRequest) (map[string]any, error) {
 	if req.Params != nil {
 		return req.Params, nil
+	}
+	if prof := offering.For(req.Offering); !prof.Named {
+		return prof.Minimal(req.Instance), nil
 	}
 	d, _, err := xssec.Build(xssec.Input{Instance: req.Instance, Overrides: req.Overrides})
 	return d, err

@@ -38,6 +38,9 @@ type Var struct {
 type Template struct {
 	Name        string `yaml:"name" json:"name"`
 	Description string `yaml:"description" json:"description"`
+	// Offering is the service offering the template's parameters are for
+	// (xsuaa when not said).
+	Offering string `yaml:"offering" json:"offering"`
 	Vars        []Var  `yaml:"vars" json:"vars"`
 	// Source is the template text; Path the file of a user template.
 	Source string `yaml:"-" json:"-"`
@@ -70,6 +73,9 @@ func loadBuiltins() {
 			panic(err)
 		}
 		ts[i].Source = string(src)
+		if ts[i].Offering == "" {
+			ts[i].Offering = "xsuaa"
+		}
 	}
 	sort.Slice(ts, func(i, j int) bool { return ts[i].Name < ts[j].Name })
 	builtins = ts

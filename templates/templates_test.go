@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/xsprov/xsprov/provision/offering"
 	"github.com/xsprov/xsprov/provision/xssec"
 )
 
@@ -16,7 +17,7 @@ var update = flag.Bool("update", false, "rewrite golden files")
 // TestBuiltinsRenderWithDefaults pins every built-in template rendered with
 // its defaults, and checks that each is a valid descriptor.
 func TestBuiltinsRenderWithDefaults(t *testing.T) {
-	want := []string{"approuter", "backend-service", "minimal", "multitenant", "x509"}
+	want := []string{"approuter", "backend-service", "ias-api", "ias-app", "ias-xsuaa", "minimal", "multitenant", "x509"}
 	if got := strings.Join(Names(), ","); got != strings.Join(want, ",") {
 		t.Fatalf("built-ins = %s, want %s", got, strings.Join(want, ","))
 	}
@@ -29,8 +30,17 @@ func TestBuiltinsRenderWithDefaults(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if errs := xssec.ValidateJSON(out).Errors(); len(errs) > 0 {
-				t.Errorf("rendered %s is invalid: %v", tm.Name, errs)
+			// each with the rules of its offering
+			d, ps := xssec.Parse(out)
+			if ps != nil {
+				t.Fatalf("rendered %s is not JSON: %v", tm.Name, ps)
+			}
+			prof := offering.For(tm.Offering)
+			if prof.Validate == nil || prof.Name != tm.Offering {
+				t.Fatalf("%s: offering %q has no rules", tm.Name, tm.Offering)
+			}
+			if ps := prof.Validate(d).Errors(); len(ps) > 0 {
+				t.Errorf("rendered %s has problems: %v", tm.Name, ps)
 			}
 			path := filepath.Join("testdata", tm.Name+".golden.json")
 			if *update {

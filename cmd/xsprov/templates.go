@@ -108,7 +108,7 @@ func newTemplatesCmd(f *Factory) *cobra.Command {
 				return writeJSONDoc(f.IO.Out, map[string]any{"format_version": "1", "templates": templates.List()})
 			}
 			for _, t := range templates.List() {
-				fmt.Fprintf(f.IO.Out, "%-16s %s\n", t.Name, t.Description)
+				fmt.Fprintf(f.IO.Out, "%-16s %-9s %s\n", t.Name, t.Offering, t.Description)
 			}
 			return nil
 		},

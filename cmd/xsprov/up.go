@@ -12,8 +12,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/xsprov/xsprov/provision"
+	"github.com/xsprov/xsprov/provision/cfapi"
 	"github.com/xsprov/xsprov/provision/credfile"
+	"github.com/xsprov/xsprov/provision/ias"
 	"github.com/xsprov/xsprov/provision/infile"
+	"github.com/xsprov/xsprov/provision/offering"
 	"github.com/xsprov/xsprov/provision/xssec"
 )
 
@@ -50,7 +53,7 @@ type UpOptions struct {
 func registerOutputFlags(cmd *cobra.Command, out, format, prefix *string) {
 	cmd.Flags().StringVar(out, "out", "", "credentials file (default INSTANCE-credentials.json, .env or .yaml after --format)")
 	cmd.Flags().StringVar(format, "format", credfile.FormatJSON, "credentials file format: "+strings.Join(credfile.Formats, ", "))
-	cmd.Flags().StringVar(prefix, "env-prefix", "XSUAA_", "variable prefix for --format env")
+	cmd.Flags().StringVar(prefix, "env-prefix", "", "variable prefix for --format env (default XSUAA_, IAS_ for the identity offering)")
 }
 
 func checkOutput(instance string, out, format *string) error {
@@ -163,6 +166,20 @@ func (o *UpOptions) validate() error {
 	if o.TenantMode != "" && !slices.Contains([]string{"dedicated", "shared", "external"}, o.TenantMode) {
 		return flagErrorf("--tenant-mode %q is not one of dedicated, shared, external", o.TenantMode)
 	}
+	if prof := offering.For(o.Offering); !prof.Named {
+		// the identity offering has no xsappname or tenant mode, and its
+		// keys' credential types are its own
+		for flag, given := range map[string]bool{"--xsappname": o.XSAppName != "", "--tenant-mode": o.TenantMode != "", "--foreign-scope": len(o.ForeignScopes) > 0,
+			"--x509-key-length": o.X509KeyLength != 0, "--x509-validity": o.X509Validity != 0} {
+			if given {
+				return flagErrorf("%s applies to the xsuaa offering; for %s give the parameters with --params or --template, and key parameters with --key-params", flag, o.Offering)
+			}
+		}
+		if o.CredentialType != "" && !slices.Contains([]string{ias.Secret, ias.X509Generated, ias.X509Provided, ias.None}, o.CredentialType) {
+			return flagErrorf("--credential-type %q is not one of %s, %s, %s, %s for the identity offering", o.CredentialType, ias.Secret, ias.X509Generated, ias.X509Provided, ias.None)
+		}
+		return checkOutput(o.Instance, &o.Out, &o.Format)
+	}
 	if o.CredentialType != "" && !slices.Contains([]string{"binding-secret", "x509"}, o.CredentialType) {
 		return flagErrorf("--credential-type %q is not one of binding-secret, x509", o.CredentialType)
 	}
@@ -188,6 +205,9 @@ func (o *UpOptions) validate() error {
 
 // request builds the core request; every input problem is a usage error.
 func (o *UpOptions) request(rep provision.Reporter, s *settings) (provision.UpRequest, error) {
+	if prof := offering.For(o.Offering); !prof.Named {
+		return o.offeringRequest(prof, rep, s)
+	}
 	in := xssec.Input{File: o.ParamsFile, Instance: o.Instance,
 		Overrides: xssec.Overrides{XSAppName: o.XSAppName, TenantMode: o.TenantMode, ForeignScopes: o.ForeignScopes}}
 	if err := o.Templates.into(&in); err != nil {
@@ -236,6 +256,61 @@ func (o *UpOptions) request(rep provision.Reporter, s *settings) (provision.UpRe
 		XSAppNameGiven: o.XSAppName != "" || o.Templates.gives("xsappname") || fileGives(o.ParamsFile, "xsappname"),
 		Out:            credfile.Output{Path: o.Out, Format: o.Format, EnvPrefix: o.EnvPrefix},
 		NoWait:         o.NoWait,
+	}, nil
+}
+
+// offeringRequest builds the request for an offering whose descriptor has
+// no name field (identity): the parameters from --params or --template,
+// checked with the offering's rules, and the key's parameters likewise.
+func (o *UpOptions) offeringRequest(prof offering.Profile, rep provision.Reporter, s *settings) (provision.UpRequest, error) {
+	var inline map[string]any
+	source := ""
+	if o.Templates.Template != "" {
+		raw, err := o.Templates.render(o.Templates.Template, nil)
+		if err != nil {
+			return provision.UpRequest{}, err
+		}
+		d, ps := xssec.Parse(raw)
+		if ps != nil {
+			return provision.UpRequest{}, &cfapi.UsageError{Msg: "template " + o.Templates.Template + " does not render to a JSON object:\n" + problemLines(ps)}
+		}
+		inline, source = d, "template "+o.Templates.Template
+	}
+	params, warnings, err := prof.Build(o.ParamsFile, inline, source)
+	if err != nil {
+		return provision.UpRequest{}, err
+	}
+	if o.ParamsFile == "" && o.Templates.Template == "" {
+		params = nil // an existing instance keeps its own; a new one gets the minimal one
+	}
+	for _, w := range warnings {
+		rep.Warn(w.Describe())
+	}
+	keyParams, err := xssec.ParseKeyParams("--key-params", o.KeyParams)
+	if err != nil {
+		return provision.UpRequest{}, err
+	}
+	if o.CredentialType != "" {
+		if keyParams == nil {
+			keyParams = map[string]any{}
+		}
+		keyParams["credential-type"] = o.CredentialType
+	}
+	if prof.ValidateKey != nil {
+		kp := keyParams
+		if kp == nil {
+			kp = map[string]any{}
+		}
+		if errs := prof.ValidateKey(xssec.Normalize(kp).(map[string]any)).Errors(); len(errs) > 0 {
+			return provision.UpRequest{}, &xssec.InvalidError{Source: "the key parameters", Problems: errs}
+		}
+	}
+	return provision.UpRequest{
+		Ref:      provision.Ref{Org: s.org, Space: s.space, Instance: o.Instance},
+		Offering: o.Offering, Plan: o.Plan, Broker: o.Broker,
+		Params: params, Tags: o.Tags, Key: o.Key, KeyParams: keyParams,
+		Out:    credfile.Output{Path: o.Out, Format: o.Format, EnvPrefix: o.EnvPrefix, Offering: o.Offering},
+		NoWait: o.NoWait,
 	}, nil
 }
 
@@ -296,7 +371,7 @@ func printResult(w io.Writer, r *provision.Result) {
 		row("file", x)
 	}
 	if r.URL != "" {
-		row("token url", r.URL+"/oauth/token")
+		row("token url", r.URL+offering.For(r.Instance.Offering).TokenPath)
 	}
 	if t := r.Token; t != nil {
 		v := "token for " + t.ClientID

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/xsprov/xsprov/provision/ias"
 	"github.com/xsprov/xsprov/provision/xssec"
 )
 
@@ -37,6 +38,10 @@ func tenantIndex(o *Org) int { return 1000 + int(o.Seq) }
 
 // brokerProvision runs the broker's synchronous checks of a provision.
 func (s *Sim) brokerProvision(j *Job, i *Instance) {
+	if s.isIdentity(i.PlanGUID) {
+		s.identityCheck(j, ias.Validate(i.Params))
+		return
+	}
 	if !s.isXSUAA(i.PlanGUID) {
 		return
 	}
@@ -67,6 +72,10 @@ func (s *Sim) brokerProvision(j *Job, i *Instance) {
 }
 
 func (s *Sim) brokerUpdate(j *Job, i *Instance) {
+	if s.isIdentity(j.NewPlan) {
+		s.identityCheck(j, ias.Validate(j.NewParams))
+		return
+	}
 	if !s.isXSUAA(j.NewPlan) {
 		return
 	}
@@ -96,6 +105,10 @@ func (s *Sim) brokerUpdate(j *Job, i *Instance) {
 }
 
 func (s *Sim) brokerBind(j *Job, i *Instance, k *Key) {
+	if s.isIdentity(i.PlanGUID) {
+		s.identityBind(j, i, k)
+		return
+	}
 	if !s.isXSUAA(i.PlanGUID) {
 		return
 	}

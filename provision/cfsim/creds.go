@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/xsprov/xsprov/provision/xssec"
@@ -26,6 +27,9 @@ func (s *Sim) issueCredentials(k *Key) error {
 	g, err := s.ensureSigner()
 	if err != nil {
 		return err
+	}
+	if s.isIdentity(i.PlanGUID) {
+		return s.identityCredentials(k, i)
 	}
 	if !s.isXSUAA(i.PlanGUID) {
 		k.Creds = map[string]any{"username": "user-" + k.GUID[:8], "password": s.secret()}
@@ -86,6 +90,15 @@ func (s *Sim) credentials(base string, k *Key) map[string]any {
 	out := make(map[string]any, len(k.Creds)+6)
 	for key, v := range k.Creds {
 		out[key] = v
+	}
+	if _, ok := out["ias-tenant"]; ok {
+		// IAS takes certificates at the tenant's own host: the TLS
+		// listener stands for it for x509 keys
+		if ct, _ := out["credential-type"].(string); strings.HasPrefix(ct, "X509") && s.certURL != "" {
+			base = s.certURL
+		}
+		identityURLs(out, base)
+		return out
 	}
 	zone, _ := k.Creds["identityzone"].(string)
 	if zone == "" {

@@ -45,6 +45,8 @@ var routes = func() []*route {
 		{method: "*", pattern: "/uaa/oauth/token", handle: (*Sim).uaaToken, tokenEndpoint: true},
 		{method: "*", pattern: "/xsuaa/:zone/oauth/token", handle: (*Sim).zoneToken, tokenEndpoint: true, xsuaa: true},
 		{method: http.MethodGet, pattern: "/xsuaa/:zone/token_keys", handle: (*Sim).tokenKeys, xsuaa: true},
+		{method: "*", pattern: "/ias/:tenant/oauth2/token", handle: (*Sim).iasToken, tokenEndpoint: true, xsuaa: true},
+		{method: http.MethodGet, pattern: "/ias/:tenant/oauth2/certs", handle: (*Sim).tokenKeys, xsuaa: true},
 		{method: http.MethodGet, pattern: "/xsuaa/:zone/.well-known/openid-configuration", handle: (*Sim).zoneOpenID, xsuaa: true},
 
 		listRoute("/v3/organizations", (*Sim).listOrgs, "names"),

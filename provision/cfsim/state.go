@@ -224,7 +224,8 @@ func DefaultSeed() Seed {
 			{ID: "cf", Secret: "", Grants: []string{"password", "refresh_token"}, Scopes: ccScopes},
 			{ID: CIClientID, Secret: CIClientSecret, Grants: []string{"client_credentials"}, Scopes: ccScopes},
 		},
-		Brokers: []SeedBroker{{Name: "xsuaa", Offerings: []SeedOffering{{Name: "xsuaa", Plans: []string{"application", "broker", "apiaccess", "space"}}}}},
+		Brokers: []SeedBroker{{Name: "xsuaa", Offerings: []SeedOffering{{Name: "xsuaa", Plans: []string{"application", "broker", "apiaccess", "space"}}}},
+			{Name: identityBroker, Offerings: []SeedOffering{{Name: "identity", Plans: []string{"application"}}}}},
 	}
 }
 

@@ -142,7 +142,7 @@ func (s *Sim) newJob(op, rtype, rguid, brokerOp string, async bool) *Job {
 	now := s.now()
 	d := s.opts.delays[brokerOp]
 	j := &Job{meta: s.newMeta(), Operation: op, State: "PROCESSING", ResourceType: rtype, ResourceGUID: rguid,
-		Async: async || s.opts.async[brokerOp], PollAt: now, DoneAt: now.Add(d), Errors: []apiError{}, Warnings: []string{}}
+		Async: async || s.opts.async[brokerOp] || s.identityAsync(rguid), PollAt: now, DoneAt: now.Add(d), Errors: []apiError{}, Warnings: []string{}}
 	if !j.Async {
 		j.PollAt = j.DoneAt
 	}

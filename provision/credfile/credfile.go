@@ -12,8 +12,10 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/xsprov/xsprov/provision/remedy"
 	"gopkg.in/yaml.v3"
+
+	"github.com/xsprov/xsprov/provision/offering"
+	"github.com/xsprov/xsprov/provision/remedy"
 )
 
 // Formats of a credentials file.
@@ -51,7 +53,7 @@ func DefaultOutPath(instance, format string) string {
 type Output struct {
 	Path      string
 	Format    string
-	EnvPrefix string // default XSUAA_
+	EnvPrefix string // default: the offering's (XSUAA_, IAS_)
 	// Instance, Offering and Plan label the credentials in default-env,
 	// postman and http-client files.
 	Instance, Offering, Plan string
@@ -61,16 +63,17 @@ type Output struct {
 // returned them. For pem it returns the JSON; PEMFiles gives the rest.
 func Render(creds map[string]any, o Output) ([]byte, error) {
 	str := func(k string) string { s, _ := creds[k].(string); return s }
+	prof := offering.OfCredentials(creds)
+	if o.Offering != "" {
+		prof = offering.For(o.Offering)
+	}
 	switch o.Format {
 	case FormatJSON, FormatPEM, "":
 		return jsonDoc(creds)
 	case FormatYAML:
 		return yaml.Marshal(creds)
 	case FormatEnv:
-		prefix := o.EnvPrefix
-		if prefix == "" {
-			prefix = "XSUAA_"
-		}
+		prefix := cmp.Or(o.EnvPrefix, prof.EnvPrefix, "XSUAA_")
 		keys := make([]string, 0, len(creds))
 		for k := range creds {
 			keys = append(keys, k)
@@ -84,19 +87,19 @@ func Render(creds map[string]any, o Output) ([]byte, error) {
 	case FormatDefaultEnv:
 		// What the approuter and CAP read locally: VCAP_SERVICES with the
 		// instance under its offering's label.
-		label := cmp.Or(o.Offering, "xsuaa")
+		label := prof.Label
 		return jsonDoc(map[string]any{"VCAP_SERVICES": map[string]any{label: []any{map[string]any{
 			"name": o.Instance, "instance_name": o.Instance, "label": label, "plan": cmp.Or(o.Plan, "application"),
-			"tags": []string{"xsuaa"}, "credentials": creds,
+			"tags": []string{label}, "credentials": creds,
 		}}}})
 	case FormatPostman:
 		v := func(key, value, typ string) map[string]any {
 			return map[string]any{"key": key, "value": value, "type": typ, "enabled": true}
 		}
-		tokenURL := strings.TrimRight(str("url"), "/") + "/oauth/token"
+		tokenURL := strings.TrimRight(str("url"), "/") + prof.TokenPath
 		return jsonDoc(map[string]any{
 			"id":   cmp.Or(str("serviceInstanceId"), o.Instance),
-			"name": o.Instance + " (XSUAA)",
+			"name": o.Instance + " (" + prof.Short + ")",
 			"values": []any{
 				v("xsuaa_url", str("url"), "default"),
 				v("xsuaa_token_url", tokenURL, "default"),
@@ -108,7 +111,7 @@ func Render(creds map[string]any, o Output) ([]byte, error) {
 			"_postman_variable_scope": "environment",
 		})
 	case FormatHTTPClient:
-		tokenURL := strings.TrimRight(str("url"), "/") + "/oauth/token"
+		tokenURL := strings.TrimRight(str("url"), "/") + prof.TokenPath
 		env := map[string]any{
 			"xsuaa_url": str("url"), "xsuaa_token_url": tokenURL,
 			"xsuaa_client_id": str("clientid"), "xsuaa_client_secret": str("clientsecret"),

@@ -51,7 +51,7 @@ func ReadCredentials(path string) (map[string]any, error) {
 // credKeys are the fields an env file's names are mapped back to.
 var credKeys = []string{"clientid", "clientsecret", "url", "certurl", "certificate", "key", "verificationkey", "identityzone",
 	"identityzoneid", "zoneid", "tenantid", "subaccountid", "tenantmode", "xsappname", "uaadomain", "apiurl", "sburl",
-	"credential-type", "serviceInstanceId"}
+	"credential-type", "serviceInstanceId", "domains"}
 
 func parseDotenv(b []byte) (map[string]any, bool) {
 	norm := func(s string) string { return strings.ToLower(reNonEnv.ReplaceAllString(s, "")) }

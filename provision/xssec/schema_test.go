@@ -53,6 +53,9 @@ func TestSchemaAgreesWithValidator(t *testing.T) {
 		}
 	}
 	for _, tm := range templates.List() {
+		if tm.Offering != "xsuaa" {
+			continue // the identity offering's templates have rules of their own
+		}
 		vals := templates.Values{Given: map[string]string{}}
 		for _, v := range tm.Vars {
 			if v.Default == "" {

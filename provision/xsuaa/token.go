@@ -18,6 +18,7 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/xsprov/xsprov/provision/offering"
 	"github.com/xsprov/xsprov/provision/remedy"
 )
 
@@ -119,7 +120,8 @@ func FetchToken(ctx context.Context, req TokenRequest, o Options) (*Token, error
 	default:
 		return nil, usageError("the credentials hold neither a clientsecret nor a certificate and key")
 	}
-	endpoint := strings.TrimRight(base, "/") + "/oauth/token"
+	prof := offering.OfCredentials(c) // XSUAA: /oauth/token; IAS: /oauth2/token
+	endpoint := strings.TrimRight(base, "/") + prof.TokenPath
 	eu, err := url.Parse(endpoint)
 	if err != nil || (eu.Scheme != "http" && eu.Scheme != "https") || eu.Host == "" {
 		return nil, usageError("the credentials hold no usable token URL (url / certurl)")
@@ -168,7 +170,7 @@ func FetchToken(ctx context.Context, req TokenRequest, o Options) (*Token, error
 	if tok.Scopes == nil {
 		tok.Scopes = []string{}
 	}
-	claims, verified := verify(octx, hc, ot.AccessToken, str("url"), str("verificationkey"), o.Now)
+	claims, verified := verify(octx, hc, ot.AccessToken, str("url"), prof.KeysPath, str("verificationkey"), o.Now)
 	tok.Verified = verified
 	if exp, err := claims.GetExpirationTime(); err == nil && exp != nil {
 		tok.ExpiresAt = exp.UTC()

@@ -3,8 +3,10 @@ package xsuaa
 import (
 	"context"
 	"crypto/rsa"
+	"encoding/base64"
 	"encoding/json"
 	"io"
+	"math/big"
 	"net/http"
 	"strings"
 	"time"
@@ -18,12 +20,12 @@ import (
 // header), else the credentials' verificationkey, as SAP's own libraries fall
 // back to it when the keys cannot be fetched. It returns the claims, verified
 // or not, and whether they were.
-func verify(ctx context.Context, hc *http.Client, tok, zoneURL, verificationKey string, now func() time.Time) (jwt.MapClaims, bool) {
+func verify(ctx context.Context, hc *http.Client, tok, zoneURL, keysPath, verificationKey string, now func() time.Time) (jwt.MapClaims, bool) {
 	opts := []jwt.ParserOption{jwt.WithValidMethods([]string{"RS256"}), jwt.WithExpirationRequired()}
 	if now != nil {
 		opts = append(opts, jwt.WithTimeFunc(now))
 	}
-	keys := fetchKeys(ctx, hc, zoneURL)
+	keys := fetchKeys(ctx, hc, zoneURL, keysPath)
 	claims := jwt.MapClaims{}
 	_, err := jwt.ParseWithClaims(tok, claims, func(t *jwt.Token) (any, error) {
 		kid, _ := t.Header["kid"].(string)
@@ -46,13 +48,28 @@ func verify(ctx context.Context, hc *http.Client, tok, zoneURL, verificationKey 
 	return claims, true
 }
 
+// jwkRSA is the RSA public key of a JWK's n and e (base64url); nil when
+// they do not make one.
+func jwkRSA(n, e string) *rsa.PublicKey {
+	nb, err1 := base64.RawURLEncoding.DecodeString(n)
+	eb, err2 := base64.RawURLEncoding.DecodeString(e)
+	if err1 != nil || err2 != nil || len(nb) == 0 || len(eb) == 0 || len(eb) > 4 {
+		return nil
+	}
+	exp := 0
+	for _, b := range eb {
+		exp = exp<<8 | int(b)
+	}
+	return &rsa.PublicKey{N: new(big.Int).SetBytes(nb), E: exp}
+}
+
 // fetchKeys reads the zone's signing keys by key id; nil when they cannot be
 // had.
-func fetchKeys(ctx context.Context, hc *http.Client, zoneURL string) map[string]*rsa.PublicKey {
+func fetchKeys(ctx context.Context, hc *http.Client, zoneURL, keysPath string) map[string]*rsa.PublicKey {
 	if zoneURL == "" {
 		return nil
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(zoneURL, "/")+"/token_keys", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(zoneURL, "/")+keysPath, nil)
 	if err != nil {
 		return nil
 	}
@@ -67,7 +84,9 @@ func fetchKeys(ctx context.Context, hc *http.Client, zoneURL string) map[string]
 	var set struct {
 		Keys []struct {
 			Kid   string `json:"kid"`
-			Value string `json:"value"`
+			Value string `json:"value"` // XSUAA: the PEM
+			N     string `json:"n"`     // a JWKS (IAS): modulus and exponent
+			E     string `json:"e"`
 		} `json:"keys"`
 	}
 	if json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&set) != nil {
@@ -75,7 +94,12 @@ func fetchKeys(ctx context.Context, hc *http.Client, zoneURL string) map[string]
 	}
 	out := map[string]*rsa.PublicKey{}
 	for _, k := range set.Keys {
-		if pub, err := jwt.ParseRSAPublicKeyFromPEM([]byte(k.Value)); err == nil && k.Kid != "" {
+		if k.Kid == "" {
+			continue
+		}
+		if pub, err := jwt.ParseRSAPublicKeyFromPEM([]byte(k.Value)); err == nil {
+			out[k.Kid] = pub
+		} else if pub := jwkRSA(k.N, k.E); pub != nil {
 			out[k.Kid] = pub
 		}
 	}
