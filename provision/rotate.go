@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -14,6 +15,8 @@ import (
 	"github.com/cloudfoundry/go-cfclient/v3/resource"
 	"github.com/xsprov/xsprov/provision/cfapi"
 	"github.com/xsprov/xsprov/provision/credfile"
+	"github.com/xsprov/xsprov/provision/ias"
+	"github.com/xsprov/xsprov/provision/offering"
 	"github.com/xsprov/xsprov/provision/remedy"
 )
 
@@ -80,6 +83,9 @@ func (p *Provisioner) rotate(ctx context.Context, t cfapi.Target, inst *resource
 	keep := "the credentials file is unchanged"
 	if old != nil {
 		keep = "the credentials file still holds key " + quote(*old.Name)
+	}
+	if err := p.secretRoom(ctx, inst, keys, params, req.Instance); err != nil {
+		return nil, err
 	}
 	key, err := p.createKey(ctx, inst, name, params, false)
 	if errors.Is(err, errLost) || errors.Is(err, errRaced) {
@@ -237,6 +243,38 @@ func (p *Provisioner) ownNewKey(ctx context.Context, instGUID, name string, caus
 		return k, nil
 	}
 	return nil, cause
+}
+
+// secretRoom refuses, before anything is created, a new key with a client
+// secret on an instance that already has as many as its offering issues
+// (the identity service: 20 per application): the broker would refuse it
+// after the fact.
+func (p *Provisioner) secretRoom(ctx context.Context, inst *resource.ServiceInstance, keys []*resource.ServiceCredentialBinding, params map[string]any, name string) error {
+	ct, _ := params["credential-type"].(string)
+	if len(keys) < offering.Identity.MaxSecrets || (ct != "" && ct != ias.Secret) {
+		return nil // fewer keys than any limit known: no request
+	}
+	_, off, err := p.s.PlanWithOffering(ctx, inst.Relationships.ServicePlan.Data.GUID)
+	if err != nil {
+		return cfapi.Classify("read the offering of service instance "+quote(name), err)
+	}
+	prof := offering.For(off.Name)
+	if prof.MaxSecrets == 0 {
+		return nil
+	}
+	var secrets []*resource.ServiceCredentialBinding
+	for _, k := range keys {
+		if kt, _ := KeyParamsOf(k)["credential-type"].(string); (kt == "" || kt == ias.Secret) && k.LastOperation.State != "failed" {
+			secrets = append(secrets, k)
+		}
+	}
+	if len(secrets) < prof.MaxSecrets {
+		return nil
+	}
+	slices.SortFunc(secrets, func(a, b *resource.ServiceCredentialBinding) int { return a.CreatedAt.Compare(b.CreatedAt) })
+	oldest := cfapi.KeyName(secrets[0], secrets[0].GUID)
+	return remedy.With(&cfapi.UsageError{Msg: fmt.Sprintf("rotate: service instance %q already has %d keys with client secrets, the most the %s service issues per application; nothing was created",
+		name, len(secrets), prof.Short)}, remedy.Remedy{Action: remedy.DeleteKeys, Instance: name, Names: []string{oldest}})
 }
 
 // KeyParamsOf are the parameters xsprov recorded on a key; nil when none.

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -20,6 +21,37 @@ func cfCreate(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) < 2 {
 		ts.Fatalf("usage: cfcreate INSTANCE PARAMS-FILE [KEY]")
 	}
+	call, first := cfAPI(ts)
+	space := first(call("GET", "/v3/spaces?names=dev&organization_guids="+first(call("GET", "/v3/organizations?names=acme", "")), ""))
+	plan := first(call("GET", "/v3/service_plans?names=application&service_offering_names=xsuaa", ""))
+	params := ts.ReadFile(args[1])
+	call("POST", "/v3/service_instances", `{"type":"managed","name":"`+args[0]+`","parameters":`+params+
+		`,"relationships":{"space":{"data":{"guid":"`+space+`"}},"service_plan":{"data":{"guid":"`+plan+`"}}}}`)
+	if len(args) == 3 {
+		inst := first(call("GET", "/v3/service_instances?names="+args[0]+"&space_guids="+space, ""))
+		call("POST", "/v3/service_credential_bindings", `{"type":"key","name":"`+args[2]+`","relationships":{"service_instance":{"data":{"guid":"`+inst+`"}}}}`)
+	}
+}
+
+// cfKeys is the script command "cfkeys INSTANCE N": N more keys of the
+// instance in acme/dev (extra-1 … extra-N), as `cf create-service-key` makes
+// them.
+func cfKeys(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: cfkeys INSTANCE N")
+	}
+	n, err := strconv.Atoi(args[1])
+	ts.Check(err)
+	call, first := cfAPI(ts)
+	inst := first(call("GET", "/v3/service_instances?names="+args[0], ""))
+	for i := 1; i <= n; i++ {
+		call("POST", "/v3/service_credential_bindings", `{"type":"key","name":"extra-`+strconv.Itoa(i)+`","relationships":{"service_instance":{"data":{"guid":"`+inst+`"}}}}`)
+	}
+}
+
+// cfAPI logs in to the script's simulator as the CI client and returns a
+// caller of the v3 API and a reader of a list's first GUID.
+func cfAPI(ts *testscript.TestScript) (func(method, path, body string) map[string]any, func(map[string]any) string) {
 	base := ts.Getenv("CF_API")
 	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {cfsim.CIClientID}, "client_secret": {cfsim.CIClientSecret}}
 	resp, err := http.PostForm(base+"/uaa/oauth/token", form)
@@ -51,14 +83,5 @@ func cfCreate(ts *testscript.TestScript, neg bool, args []string) {
 		}
 		return res[0].(map[string]any)["guid"].(string)
 	}
-	org := first(call("GET", "/v3/organizations?names=acme", ""))
-	space := first(call("GET", "/v3/spaces?names=dev&organization_guids="+org, ""))
-	plan := first(call("GET", "/v3/service_plans?names=application&service_offering_names=xsuaa", ""))
-	params := ts.ReadFile(args[1])
-	call("POST", "/v3/service_instances", `{"type":"managed","name":"`+args[0]+`","parameters":`+params+
-		`,"relationships":{"space":{"data":{"guid":"`+space+`"}},"service_plan":{"data":{"guid":"`+plan+`"}}}}`)
-	if len(args) == 3 {
-		inst := first(call("GET", "/v3/service_instances?names="+args[0]+"&space_guids="+space, ""))
-		call("POST", "/v3/service_credential_bindings", `{"type":"key","name":"`+args[2]+`","relationships":{"service_instance":{"data":{"guid":"`+inst+`"}}}}`)
-	}
+	return call, first
 }

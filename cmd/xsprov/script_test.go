@@ -138,6 +138,7 @@ func TestScripts(t *testing.T) {
 			},
 			// fail-next OP MESSAGE: the next broker operation fails.
 			"cfcreate": cfCreate,
+			"cfkeys":   cfKeys,
 			"fail-next": func(ts *testscript.TestScript, neg bool, args []string) {
 				if len(args) != 2 {
 					ts.Fatalf("usage: fail-next OP MESSAGE")

@@ -14,6 +14,7 @@ import (
 	"github.com/xsprov/xsprov/provision"
 	"github.com/xsprov/xsprov/provision/cfapi"
 	"github.com/xsprov/xsprov/provision/infile"
+	"github.com/xsprov/xsprov/provision/offering"
 	"github.com/xsprov/xsprov/provision/xssec"
 	"github.com/xsprov/xsprov/templates"
 )
@@ -148,6 +149,12 @@ func newTemplatesCmd(f *Factory) *cobra.Command {
 				return err
 			}
 			ps := xssec.ValidateJSON(out)
+			if tm, err := templates.Load(args[0]); err == nil && tm.Offering != "xsuaa" {
+				// a template of another offering: its own rules
+				if d, perr := xssec.Parse(out); perr == nil {
+					ps = offering.For(tm.Offering).Validate(d)
+				}
+			}
 			printProblems(f.IO.ErrOut, ps.Warnings())
 			if err := ps.Err(); err != nil {
 				return &cfapi.UsageError{Msg: "template " + args[0] + " renders an invalid descriptor:\n" + problemLines(ps.Errors())}
@@ -191,7 +198,9 @@ func printProblems(w io.Writer, ps xssec.Problems) {
 type ValidateOptions struct {
 	File string
 	templateFlags
-	JSON bool
+	JSON     bool
+	Offering string
+	Key      bool // FILE holds key parameters
 }
 
 func newValidateCmd(f *Factory, runF func(context.Context, *ValidateOptions) error) *cobra.Command {
@@ -199,13 +208,22 @@ func newValidateCmd(f *Factory, runF func(context.Context, *ValidateOptions) err
 	cmd := &cobra.Command{
 		Use: "validate FILE | --template NAME [--var NAME=VALUE]...",
 		Example: `  xsprov validate xs-security.json
-  xsprov validate --template backend-service --var xsappname=orders --var provider_app=billing`,
+  xsprov validate --template backend-service --var xsappname=orders --var provider_app=billing
+  xsprov validate --offering identity ias-parameters.json
+  xsprov validate --offering identity --key key-parameters.json`,
 		Short: "Check an xs-security descriptor with the XSUAA broker's rules, offline",
 		Long: `Check an xs-security descriptor (a file, or a rendered template) with the rules
 the XSUAA broker applies, without contacting Cloud Foundry: xsappname, tenant-mode,
 scope names and the $XSAPPNAME. prefix, references between scopes, attributes,
 role templates and role collections, foreign scope references, attribute value
 types, token validity ranges, credential types, limits on counts, unknown fields.
+
+With --offering identity, the parameters of an SAP Cloud Identity Services
+(IAS) instance are checked with that service's rules (redirect and logout URIs
+and their wildcards, grant types, token policy ranges, provided APIs,
+consumed services, subject name identifier); --key checks a key's parameters
+(credential types SECRET, X509_GENERATED, X509_PROVIDED, NONE). A template
+belongs to an offering (xsprov templates list) and is checked with its rules.
 
 Every problem is reported at once with its JSON path (line and column for
 malformed JSON). Exit 2 on any error, 0 when clean; warnings (such as a wildcard
@@ -229,18 +247,24 @@ redirect URI) do not fail it.`,
 	}
 	opts.templateFlags.register(cmd, true)
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the problems as JSON")
+	cmd.Flags().StringVar(&opts.Offering, "offering", "", "the offering whose rules apply: xsuaa (default) or identity (a template's own by default)")
+	cmd.Flags().BoolVar(&opts.Key, "key", false, "FILE holds a key's parameters (identity: credential-type and its fields)")
 	return cmd
 }
 
 func validateRun(f *Factory, o *ValidateOptions) error {
 	var raw []byte
 	src := o.File
+	offeringName := o.Offering
 	if o.Template != "" {
 		out, err := o.render(o.Template, nil)
 		if err != nil {
 			return err
 		}
 		raw, src = out, "template "+o.Template
+		if tm, err := templates.Load(o.Template); err == nil && offeringName == "" {
+			offeringName = tm.Offering
+		}
 	} else {
 		b, err := infile.Read(o.File, infile.Document)
 		if err != nil {
@@ -248,7 +272,23 @@ func validateRun(f *Factory, o *ValidateOptions) error {
 		}
 		raw = b
 	}
-	ps := xssec.ValidateJSON(raw)
+	prof := offering.For(offeringName)
+	if offeringName != "" && prof.Validate == nil {
+		return flagErrorf("--offering %q: xsprov knows the rules of xsuaa and identity", offeringName)
+	}
+	check := prof.Validate
+	if o.Key {
+		if prof.ValidateKey == nil {
+			return flagErrorf("--key checks the key parameters of the identity offering (give --offering identity)")
+		}
+		check = prof.ValidateKey
+	}
+	var ps xssec.Problems
+	if d, perr := xssec.Parse(raw); perr != nil {
+		ps = perr
+	} else {
+		ps = check(d)
+	}
 	errs, warns := ps.Errors(), ps.Warnings()
 	if o.JSON {
 		doc := map[string]any{"format_version": provision.FormatVersion, "source": src, "valid": len(errs) == 0,

@@ -11,6 +11,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/xsprov/xsprov/provision/infile"
+	"github.com/xsprov/xsprov/provision/offering"
 	"github.com/xsprov/xsprov/provision/xssec"
 	"github.com/xsprov/xsprov/templates"
 )
@@ -100,13 +101,14 @@ func (s *Spec) render(c *checker, in *Instance, n *yaml.Node) {
 		at = find(n, "parameters")
 		d = xssec.Normalize(in.Parameters).(map[string]any)
 	default:
-		d = map[string]any{"xsappname": in.Name}
+		d = offering.For(in.Offering).Minimal(in.Name)
 	}
-	if d["tenant-mode"] == nil {
+	prof := offering.For(in.Offering)
+	if prof.Named && d["tenant-mode"] == nil {
 		d["tenant-mode"] = xssec.DefaultTenantMode
 	}
-	if in.Offering == "xsuaa" {
-		for _, p := range xssec.Validate(d).Errors() {
+	if prof.Validate != nil {
+		for _, p := range prof.Validate(d).Errors() {
 			// inline parameters: at the offending field itself
 			c.add(orNode(nodeAt(at, p.Path, in.Parameters != nil), at), "instance %q: descriptor %s: %s", in.Name, p.Path, p.Message)
 		}

@@ -25,7 +25,9 @@ func Schema() ([]byte, error) {
 	delete(xs, "$schema")
 	defs, _ := s["$defs"].(map[string]any)
 	defs["xs-security"] = xs
-	props := s["properties"].(map[string]any)["instances"].(map[string]any)["items"].(map[string]any)["properties"].(map[string]any)
-	props["parameters"].(map[string]any)["$ref"] = "#/$defs/xs-security"
+	// an instance's parameters are xs-security.json unless it names another
+	// offering
+	els := s["properties"].(map[string]any)["instances"].(map[string]any)["items"].(map[string]any)["else"].(map[string]any)
+	els["properties"].(map[string]any)["parameters"].(map[string]any)["$ref"] = "#/$defs/xs-security"
 	return json.MarshalIndent(s, "", "  ")
 }

@@ -55,6 +55,10 @@ func TestSpecSchema(t *testing.T) {
 	if err := check("example", string(ex)); err != nil {
 		t.Errorf("the example spec: %v", err)
 	}
+	ias := "apiVersion: xsprov/v1\ninstances: [{name: a, offering: identity, parameters: {display-name: A, xsuaa-cross-consumption: true}}]\n"
+	if err := check("identity", ias); err != nil {
+		t.Errorf("an identity instance's parameters are not xs-security.json: %v", err)
+	}
 	for _, bad := range []struct{ name, y string }{
 		{"api version", "apiVersion: xsprov/v2\n"},
 		{"unknown field", "apiVersion: xsprov/v1\ninstancs: []\n"},
