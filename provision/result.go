@@ -39,6 +39,9 @@ type KeyResult struct {
 	GUID   string `json:"guid,omitempty"`
 	State  string `json:"state,omitempty"`
 	Action Action `json:"action"`
+	// ExpiresAt is the end of its certificate's validity (x509 keys, when
+	// known).
+	ExpiresAt *time.Time `json:"certificate_expires_at,omitempty"`
 }
 
 // Result is the machine-readable result of up, down, recreate and creds.

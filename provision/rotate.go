@@ -1,6 +1,8 @@
 package provision
 
 import (
+	"crypto/x509"
+	"encoding/pem"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -32,6 +34,9 @@ type RotateRequest struct {
 	Out       credfile.Output
 	// Grace keeps the replaced key this long; zero deletes it at once.
 	Grace time.Duration
+	// IfExpiringWithin, when set, rotates only a key whose certificate
+	// expires within it (a scheduled pipeline's guard for X.509 keys).
+	IfExpiringWithin time.Duration
 }
 
 // RotatedName is the name of a key rotated at t: base--rYYYYMMDDTHHMMSSZ.
@@ -58,7 +63,57 @@ func (p *Provisioner) Rotate(ctx context.Context, req RotateRequest) (*RotateRes
 	if err != nil {
 		return nil, err
 	}
+	if req.IfExpiringWithin > 0 {
+		if res, due, err := p.expiring(ctx, t, keys, req); err != nil || !due {
+			return res, err
+		}
+	}
 	return p.rotate(ctx, t, inst, keys, req)
+}
+
+// expiring tells whether the current key's certificate expires within
+// req.IfExpiringWithin; when it does not (or the key has no certificate),
+// it returns the result of a rotation that was not needed.
+func (p *Provisioner) expiring(ctx context.Context, t cfapi.Target, keys []*resource.ServiceCredentialBinding, req RotateRequest) (*RotateResult, bool, error) {
+	req.Key = req.keyName(req.Key)
+	cur := cfapi.PickKey(keys, req.Key)
+	if cur == nil {
+		return nil, true, nil // no key: rotating creates one
+	}
+	det, err := p.s.CF.ServiceCredentialBindings.GetDetails(ctx, cur.GUID)
+	if err != nil {
+		return nil, false, cfapi.Classify("read credentials of key "+quote(*cur.Name), err)
+	}
+	res := &RotateResult{FormatVersion: FormatVersion, DryRun: p.dryRun, Org: t.OrgName, Space: t.SpaceName, Instance: req.Instance,
+		Deleted: []string{}, Kept: []KeptKey{}, NewKey: KeyResult{Name: *cur.Name, GUID: cur.GUID, Action: Unchanged}}
+	pemCert, _ := det.Credentials["certificate"].(string)
+	notAfter, ok := certExpiry(pemCert)
+	if !ok {
+		p.rep.Info("Key " + *cur.Name + " has no certificate: nothing of it expires, so it is not rotated.")
+		return res, false, nil
+	}
+	res.NewKey.ExpiresAt = &notAfter
+	left := notAfter.Sub(p.s.Clock().Now())
+	if left > req.IfExpiringWithin {
+		p.rep.Info(fmt.Sprintf("Key %s's certificate expires at %s (in %s), not within %s: not rotated.", *cur.Name, notAfter.Format(time.RFC3339), left.Round(time.Minute), req.IfExpiringWithin))
+		return res, false, nil
+	}
+	p.rep.Info(fmt.Sprintf("Key %s's certificate expires at %s (in %s), within %s: rotating.", *cur.Name, notAfter.Format(time.RFC3339), left.Round(time.Minute), req.IfExpiringWithin))
+	return nil, true, nil
+}
+
+// certExpiry reads the end of validity of the first certificate in a PEM
+// chain.
+func certExpiry(pemChain string) (time.Time, bool) {
+	blk, _ := pem.Decode([]byte(pemChain))
+	if blk == nil {
+		return time.Time{}, false
+	}
+	c, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return c.NotAfter.UTC(), true
 }
 
 // rotate replaces the current key of req.Key among the instance's keys.

@@ -4,12 +4,15 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/xsprov/xsprov/provision"
 	"github.com/xsprov/xsprov/provision/credfile"
+	"github.com/xsprov/xsprov/provision/ias"
 	"github.com/xsprov/xsprov/provision/xssec"
 )
 
@@ -21,6 +24,7 @@ type RotateOptions struct {
 	KeyParams              string
 	CredentialType         string
 	Grace                  time.Duration
+	IfExpiringWithin       string
 	Out, Format, EnvPrefix string
 	JSON                   bool
 	ci                     ciFlags
@@ -40,7 +44,8 @@ A failure at any step leaves a working credentials file and names what is left
 to clean up. up, creds, status and down treat the newest rotated key as the
 instance's key.`,
 		Example: `  xsprov rotate my-xsuaa
-  xsprov rotate my-xsuaa --grace 24h   # old key keeps working for a day`,
+  xsprov rotate my-xsuaa --grace 24h   # old key keeps working for a day
+  xsprov rotate my-ias --if-expiring-within 7d   # a scheduled pipeline renews X.509 keys in time`,
 		Args: exactArgs(1, "INSTANCE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Instance = args[0]
@@ -53,8 +58,13 @@ instance's key.`,
 			if opts.Grace < 0 {
 				return flagErrorf("--grace must not be negative")
 			}
-			if opts.CredentialType != "" && !slices.Contains([]string{"binding-secret", "x509"}, opts.CredentialType) {
-				return flagErrorf("--credential-type %q is not one of binding-secret, x509", opts.CredentialType)
+			if opts.CredentialType != "" && !slices.Contains([]string{"binding-secret", "x509", ias.Secret, ias.X509Generated, ias.X509Provided, ias.None}, opts.CredentialType) {
+				return flagErrorf("--credential-type %q is not one of binding-secret, x509 (xsuaa) or SECRET, X509_GENERATED, X509_PROVIDED, NONE (identity)", opts.CredentialType)
+			}
+			if opts.IfExpiringWithin != "" {
+				if _, err := parseDays(opts.IfExpiringWithin); err != nil {
+					return flagErrorf("--if-expiring-within %q: %v", opts.IfExpiringWithin, err)
+				}
 			}
 			if err := checkOutput(opts.Instance, &opts.Out, &opts.Format); err != nil {
 				return err
@@ -71,6 +81,7 @@ instance's key.`,
 	fl.StringVar(&opts.KeyParams, "key-params", "", "parameters of the new key (default: the current key's)")
 	fl.StringVar(&opts.CredentialType, "credential-type", "", "credential type of the new key: binding-secret or x509")
 	fl.DurationVar(&opts.Grace, "grace", 0, "keep the old key this long (deleted by a later rotate); 0 deletes it now")
+	fl.StringVar(&opts.IfExpiringWithin, "if-expiring-within", "", "rotate only when the key's certificate expires within this long (e.g. 7d, 36h); a key without a certificate is left alone")
 	registerOutputFlags(cmd, &opts.Out, &opts.Format, &opts.EnvPrefix)
 	fl.BoolVar(&opts.JSON, "json", false, "print a machine-readable result on stdout (never secret values)")
 	opts.ci.register(cmd)
@@ -96,13 +107,14 @@ func rotateRun(ctx context.Context, f *Factory, o *RotateOptions) error {
 		}
 		keyParams["credential-type"] = o.CredentialType
 	}
+	within, _ := parseDays(o.IfExpiringWithin)
 	ctx, cancel, c, err := f.connectWithin(ctx, s)
 	defer cancel()
 	if err != nil {
 		return err
 	}
 	res, err := c.engine(true, f.mask, provision.WithDryRun(o.dry.DryRun)).Rotate(ctx, provision.RotateRequest{
-		Ref: provision.Ref{Org: s.org, Space: s.space, Instance: o.Instance}, Key: o.Key, KeyParams: keyParams, Grace: o.Grace,
+		Ref: provision.Ref{Org: s.org, Space: s.space, Instance: o.Instance}, Key: o.Key, KeyParams: keyParams, Grace: o.Grace, IfExpiringWithin: within,
 		Out: credfile.Output{Path: o.Out, Format: o.Format, EnvPrefix: o.EnvPrefix, Instance: o.Instance},
 	})
 	if res != nil && !o.dry.DryRun {
@@ -118,6 +130,13 @@ func rotateRun(ctx context.Context, f *Factory, o *RotateOptions) error {
 			}
 		} else {
 			row := func(k, v string) { fmt.Fprintf(f.IO.Out, "%-18s %s\n", k+":", v) }
+			if res.NewKey.Action == provision.Unchanged {
+				row("key", res.NewKey.Name+" (not rotated)")
+				if res.NewKey.ExpiresAt != nil {
+					row("certificate until", res.NewKey.ExpiresAt.Format(time.RFC3339))
+				}
+				return err
+			}
 			row("new key", res.NewKey.Name)
 			if res.Replaced != "" {
 				row("replaced key", res.Replaced)
@@ -134,7 +153,26 @@ func rotateRun(ctx context.Context, f *Factory, o *RotateOptions) error {
 		}
 	}
 	if err == nil && res != nil {
-		err = o.dry.done(f, true) // a rotation always makes a new key
+		err = o.dry.done(f, res.NewKey.Action != provision.Unchanged)
 	}
 	return err
+}
+
+// parseDays reads a duration that may also be given in days ("7d").
+func parseDays(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	if d, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(d)
+		if err != nil || n <= 0 {
+			return 0, fmt.Errorf("want a positive number of days (7d) or a duration (36h)")
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	dur, err := time.ParseDuration(s)
+	if err != nil || dur <= 0 {
+		return 0, fmt.Errorf("want a positive number of days (7d) or a duration (36h)")
+	}
+	return dur, nil
 }
