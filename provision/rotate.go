@@ -1,11 +1,11 @@
 package provision
 
 import (
-	"crypto/x509"
-	"encoding/pem"
 	"cmp"
 	"context"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"slices"
