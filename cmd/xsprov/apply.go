@@ -264,6 +264,9 @@ func printPlan(w io.Writer, r *apply.Result) {
 			fmt.Fprintln(w, "                "+d.String())
 		}
 	}
+	for _, p := range r.Pairs {
+		fmt.Fprintf(w, "  = pair      %s (identity) joined to %s (xsuaa) by xsuaa-cross-consumption; applied after it\n", strings.TrimPrefix(p.IAS, "instance "), strings.TrimPrefix(p.XSUAA, "instance "))
+	}
 	fmt.Fprintln(w, "Plan: "+summaryLine(r.Summary, []apply.Action{apply.ActCreate, apply.ActUpdate, apply.ActRecreate,
 		apply.ActRotate, apply.ActAdopt, apply.ActDelete, apply.ActWait, apply.ActError, apply.ActNoop})+".")
 }

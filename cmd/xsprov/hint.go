@@ -84,6 +84,8 @@ func hintText(r remedy.Remedy) string {
 		h = "--format pem needs a key made with --credential-type x509"
 	case remedy.Pruned:
 		return "--prune"
+	case remedy.CrossConsumption:
+		h = "XSUAA takes IAS tokens only from an IAS application of the same subaccount with \"xsuaa-cross-consumption\": true (the ias-xsuaa template sets it); apply that with 'xsprov up IAS-INSTANCE --offering identity --params FILE'"
 	case remedy.TrustCA:
 		h = "trust its CA with --cacert FILE (xsprov sim serves its CA at /_sim/ca.pem), or skip the check with --skip-ssl-validation (labs only)"
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/xsprov/xsprov/provision/cfapi"
 	"github.com/xsprov/xsprov/provision/credfile"
 	"github.com/xsprov/xsprov/provision/infile"
+	"github.com/xsprov/xsprov/provision/offering"
 	"github.com/xsprov/xsprov/provision/xsuaa"
 )
 
@@ -33,6 +34,9 @@ type TokenOptions struct {
 	Check     bool
 	JSON      bool
 	ShowToken bool
+	// Exchange names XSUAA credentials (a file, or an instance in the
+	// target) to exchange the IAS token for an XSUAA one with.
+	Exchange string
 }
 
 func newTokenCmd(f *Factory, runF func(context.Context, *TokenOptions) error) *cobra.Command {
@@ -48,10 +52,18 @@ read from the instance's current key in Cloud Foundry (INSTANCE).
 Prints the access token on stdout; --header prints "Authorization: Bearer …" for
 curl; --check prints only client id, scopes, expiry and zone, never the token.
 --grant password gets a token on behalf of a user (--username, password from
-XSUAA_PASSWORD or a prompt on a terminal). Refusals by the token endpoint exit 4.`,
+XSUAA_PASSWORD or a prompt on a terminal). Refusals by the token endpoint exit 4.
+
+For an IAS key (offering identity) the token comes from {url}/oauth2/token.
+--exchange XSUAA then trades that IAS token for an XSUAA token at the XSUAA
+credentials' {url}/oauth/token with the jwt-bearer grant, as a CAP application
+in hybrid mode does; XSUAA takes it only from an IAS application of the same
+subaccount with xsuaa-cross-consumption: true. XSUAA is a credentials file, or
+an instance of the target whose key is read.`,
 		Example: `  curl -H "$(xsprov token --creds my-xsuaa-credentials.json --header)" https://my-api.example.com/
   xsprov token my-xsuaa --check
-  XSUAA_PASSWORD=… xsprov token --creds my-xsuaa-credentials.json --grant password --username jane@example.com`,
+  XSUAA_PASSWORD=… xsprov token --creds my-xsuaa-credentials.json --grant password --username jane@example.com
+  xsprov token --creds my-ias-credentials.json --exchange my-xsuaa-credentials.json --check`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			switch {
 			case len(args) > 1:
@@ -78,6 +90,9 @@ XSUAA_PASSWORD or a prompt on a terminal). Refusals by the token endpoint exit 4
 			if opts.ShowToken && !opts.JSON {
 				return flagErrorf("--show-token applies to --json only")
 			}
+			if opts.Exchange != "" && opts.Grant != "client_credentials" {
+				return flagErrorf("--exchange works on a client_credentials token of an IAS key")
+			}
 			if runF != nil {
 				return runF(cmd.Context(), opts)
 			}
@@ -95,6 +110,7 @@ XSUAA_PASSWORD or a prompt on a terminal). Refusals by the token endpoint exit 4
 	fl.BoolVar(&opts.Check, "check", false, "print client id, scopes, expiry and zone; never the token")
 	fl.BoolVar(&opts.JSON, "json", false, "print what --check prints as JSON (the token only with --show-token)")
 	fl.BoolVar(&opts.ShowToken, "show-token", false, "include the access token in --json")
+	fl.StringVar(&opts.Exchange, "exchange", "", "exchange the (IAS) token for an XSUAA token with these XSUAA credentials: a file, or an instance of the target")
 	return cmd
 }
 
@@ -172,9 +188,23 @@ func tokenRun(ctx context.Context, f *Factory, o *TokenOptions) error {
 			tlsOpts.RootCAs = f.simCA
 		}
 	}
-	tok, err := xsuaa.FetchToken(ctx, xsuaa.TokenRequest{Creds: creds, Grant: o.Grant, Username: o.Username, Password: password, Scopes: o.Scopes}, xsuaa.Options{TLS: tlsOpts, Wrap: wrap, Now: f.now, CheckURL: urlCheck(o.Target.AllowInsecure)})
+	xopts := xsuaa.Options{TLS: tlsOpts, Wrap: wrap, Now: f.now, CheckURL: urlCheck(o.Target.AllowInsecure)}
+	tok, err := xsuaa.FetchToken(ctx, xsuaa.TokenRequest{Creds: creds, Grant: o.Grant, Username: o.Username, Password: password, Scopes: o.Scopes}, xopts)
 	if err != nil {
 		return err
+	}
+	if o.Exchange != "" {
+		if offering.OfCredentials(creds).Name != offering.Identity.Name {
+			return cfapi.Usagef("--exchange trades an IAS token for an XSUAA one: the credentials given are not an IAS key's (offering identity)")
+		}
+		f.mask([]string{tok.AccessToken})
+		xs, err := f.exchangeCreds(ctx, o)
+		if err != nil {
+			return err
+		}
+		if tok, err = xsuaa.FetchToken(ctx, xsuaa.TokenRequest{Creds: xs, Grant: xsuaa.JWTBearer, Assertion: tok.AccessToken, Scopes: o.Scopes}, xopts); err != nil {
+			return err
+		}
 	}
 	f.mask([]string{tok.AccessToken})
 	switch {
@@ -196,6 +226,34 @@ func tokenRun(ctx context.Context, f *Factory, o *TokenOptions) error {
 		fmt.Fprintln(f.IO.Out, tok.AccessToken)
 	}
 	return nil
+}
+
+// exchangeCreds reads the XSUAA credentials of --exchange: a file, else the
+// key of that instance in the target.
+func (f *Factory) exchangeCreds(ctx context.Context, o *TokenOptions) (map[string]any, error) {
+	if _, err := os.Stat(o.Exchange); err == nil {
+		return credfile.ReadCredentials(o.Exchange)
+	}
+	if err := checkInstanceName(o.Exchange); err != nil {
+		return nil, flagErrorf("--exchange %q is neither a credentials file nor an instance name", o.Exchange)
+	}
+	s, err := f.resolve(o.Target)
+	if err != nil {
+		return nil, err
+	}
+	c, err := f.connect(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	res, err := c.engine(false, nil).Creds(ctx, provision.CredsRequest{Ref: provision.Ref{Org: s.org, Space: s.space, Instance: o.Exchange}})
+	if err != nil {
+		return nil, err
+	}
+	creds := res.Credentials()
+	if offering.OfCredentials(creds).Name != offering.XSUAA.Name {
+		return nil, cfapi.Usagef("--exchange %s: not an XSUAA instance's key", o.Exchange)
+	}
+	return creds, nil
 }
 
 func printTokenCheck(w io.Writer, t *xsuaa.Token) {

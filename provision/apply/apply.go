@@ -80,6 +80,15 @@ type Result struct {
 	Changes       []*Change      `json:"changes"`
 	Summary       map[string]int `json:"summary"`
 	Failed        int            `json:"failed"`
+	// Pairs are IAS instances joined to XSUAA instances of the spec by
+	// xsuaa-cross-consumption (applied after them).
+	Pairs []Pair `json:"pairs,omitempty"`
+}
+
+// Pair is an IAS instance and an XSUAA instance it is joined to.
+type Pair struct {
+	IAS   string `json:"ias"`
+	XSUAA string `json:"xsuaa"`
 }
 
 // HasChanges tells whether applying would change anything.

@@ -106,6 +106,11 @@ func (w *Runner) plan(ctx context.Context, s *spec.Spec, o Options) (*Result, *p
 	for _, cs := range changes {
 		res.Changes = append(res.Changes, cs...)
 	}
+	for _, in := range mine {
+		for _, x := range in.Pairs {
+			res.Pairs = append(res.Pairs, Pair{IAS: instAddr(in.Space, in.Name), XSUAA: instAddr(in.Space, x)})
+		}
+	}
 	if o.Prune {
 		pr, err := w.planPrune(ctx, st)
 		if err != nil {
@@ -238,6 +243,14 @@ func (w *Runner) planInstance(ctx context.Context, st *planState, in *spec.Insta
 	if _, err := w.cachedPlan(ctx, st, t, in); err != nil {
 		c.Action, c.Reason = ActError, err.Error()
 		return out
+	}
+	// consumed-services that the spec does not create must exist: the
+	// broker would refuse the instance otherwise
+	for _, name := range in.Consumes {
+		if existing[sp.GUID+"/"+name] == nil {
+			c.Action, c.Reason = ActError, "consumed-services names "+strconv.Quote(name)+", which is neither in the spec nor in space "+sp.Name
+			return out
+		}
 	}
 	cur := existing[sp.GUID+"/"+in.Name]
 	c.cur = cur

@@ -56,8 +56,8 @@ func (w *Runner) Apply(ctx context.Context, s *spec.Spec, o Options) (*Result, e
 		c := roles[i]
 		q.run(c, func() error { return q.createRole(ctx, st, c.space.Name, c.role) })
 	})
-	w.workers(ctx, o.Parallel, len(order), func(i int) string { return itemPrefix(order[i]) }, func(q *Runner, i int) {
-		q.applyInstance(ctx, st, byInst[order[i]], labels)
+	w.inWaves(ctx, o.Parallel, order, byInst, func(q *Runner, addr string) {
+		q.applyInstance(ctx, st, byInst[addr], labels)
 	})
 	w.workers(ctx, o.Parallel, len(groups), func(i int) string { return itemPrefix(groups[i].Address) }, func(q *Runner, i int) {
 		c := groups[i]
@@ -207,6 +207,57 @@ func (w *Runner) applyInstance(ctx context.Context, st *planState, cs []*Change,
 			}
 			return eng.WriteCredentials(ctx, key, creds, specOutput(k, in))
 		})
+	}
+}
+
+// inWaves applies the instances in order of their dependencies (spec
+// Instance.After: an IAS instance after the XSUAA instances it is joined to
+// and the instances it consumes), each wave in parallel. An instance whose
+// dependency failed is skipped.
+func (w *Runner) inWaves(ctx context.Context, parallel int, order []string, byInst map[string][]*Change, f func(q *Runner, addr string)) {
+	deps := map[string][]string{}
+	for _, a := range order {
+		in := byInst[a][0].inst
+		for _, d := range in.After {
+			if da := instAddr(in.Space, d); byInst[da] != nil {
+				deps[a] = append(deps[a], da)
+			}
+		}
+	}
+	done, bad := map[string]bool{}, map[string]string{}
+	for remaining := order; len(remaining) > 0 && ctx.Err() == nil; {
+		var wave, rest []string
+		for _, a := range remaining {
+			ready := true
+			for _, d := range deps[a] {
+				ready = ready && done[d]
+			}
+			if ready {
+				wave = append(wave, a)
+			} else {
+				rest = append(rest, a)
+			}
+		}
+		if len(wave) == 0 {
+			wave, rest = rest, nil // the spec refuses cycles; never wait forever
+		}
+		w.workers(ctx, parallel, len(wave), func(i int) string { return itemPrefix(wave[i]) }, func(q *Runner, i int) {
+			a := wave[i]
+			for _, d := range deps[a] {
+				if why, failed := bad[d]; failed {
+					skip(byInst[a], strings.TrimPrefix(d, "instance ")+" "+why)
+					return
+				}
+			}
+			f(q, a)
+		})
+		for _, a := range wave {
+			done[a] = true
+			if r := byInst[a][0].Result; r == "failed" || r == "skipped" {
+				bad[a] = map[string]string{"failed": "failed", "skipped": "was skipped"}[r]
+			}
+		}
+		remaining = rest
 	}
 }
 

@@ -19,6 +19,9 @@ import (
 
 const identityBroker = "sap-cloud-identity-services"
 
+// jwtBearer is the grant that exchanges an IAS token for an XSUAA one.
+const jwtBearer = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+
 func (s *Sim) isIdentity(planGUID string) bool {
 	o := s.offeringOfPlan(planGUID)
 	return o != nil && o.Name == "identity"
@@ -172,4 +175,50 @@ func (s *Sim) iasToken(req *request) {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, map[string]any{"access_token": tok, "token_type": "Bearer", "expires_in": validity})
+}
+
+// exchange serves the jwt-bearer grant at an XSUAA zone's token endpoint:
+// an IAS token (the assertion) becomes an XSUAA token of the key that
+// authenticated the request. XSUAA accepts it only from an IAS application
+// of the same subaccount that consumes XSUAA (xsuaa-cross-consumption).
+// Callers hold s.mu.
+func (s *Sim) exchange(req *request, zone string, key *Key, inst *Instance, assertion string) {
+	refuse := func(descr string) {
+		writeOAuthError(req.w, oauthError{status: 401, code: "invalid_grant", descr: descr})
+	}
+	g, err := s.ensureSigner()
+	if err != nil {
+		writeOAuthError(req.w, oauthError{status: 500, code: "server_error", descr: "signing key unavailable"})
+		return
+	}
+	c, err := g.verify(assertion)
+	switch {
+	case assertion == "":
+		writeOAuthError(req.w, oauthError{status: 400, code: "invalid_request", descr: "Missing assertion"})
+		return
+	case err != nil:
+		refuse("The assertion is not a valid token")
+		return
+	case c.Exp < s.now().Unix():
+		refuse("The assertion has expired")
+		return
+	case !strings.HasSuffix(c.Iss, "/ias/"+zone):
+		refuse("The assertion was not issued by the subaccount's Identity Authentication tenant")
+		return
+	}
+	var ias *Instance
+	for _, k := range s.st.Keys {
+		if k.Creds != nil && k.Creds["clientid"] == c.ClientID && k.Creds["ias-tenant"] == zone {
+			ias = s.st.Instances[k.InstanceGUID]
+		}
+	}
+	if ias == nil {
+		refuse("The assertion's application is unknown")
+		return
+	}
+	if on, _ := ias.Params["xsuaa-cross-consumption"].(bool); !on {
+		refuse("The assertion's application does not consume XSUAA (set xsuaa-cross-consumption: true on " + ias.Name + ")")
+		return
+	}
+	s.issueZoneTokenGrant(req, zone, key, inst, c.Sub, jwtBearer)
 }

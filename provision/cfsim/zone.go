@@ -30,7 +30,7 @@ func (s *Sim) zoneToken(req *request) {
 		writeOAuthError(w, errMissingGrant)
 		return
 	}
-	if grant != "client_credentials" && grant != "password" {
+	if grant != "client_credentials" && grant != "password" && grant != jwtBearer {
 		writeOAuthError(w, oauthError{status: 400, code: "unsupported_grant_type", descr: "Unsupported grant type: " + grant})
 		return
 	}
@@ -61,6 +61,10 @@ func (s *Sim) zoneToken(req *request) {
 		writeOAuthError(w, errBadCredentials)
 		return
 	}
+	if grant == jwtBearer {
+		s.exchange(req, zone, key, inst, form.Get("assertion"))
+		return
+	}
 	var user *User
 	if grant == "password" {
 		for _, u := range s.st.Users {
@@ -83,7 +87,17 @@ func certMatches(k *Key, peer *x509.Certificate) bool {
 	return blk != nil && string(blk.Bytes) == string(peer.Raw)
 }
 
+// issueZoneTokenGrant issues a token of key for subject (an exchanged
+// token's) with the given grant.
+func (s *Sim) issueZoneTokenGrant(req *request, zone string, key *Key, inst *Instance, subject, grant string) {
+	s.issueZoneTokenFor(req, zone, key, inst, nil, nil, subject, grant)
+}
+
 func (s *Sim) issueZoneToken(req *request, zone string, key *Key, inst *Instance, user *User, want []string) {
+	s.issueZoneTokenFor(req, zone, key, inst, user, want, "", "")
+}
+
+func (s *Sim) issueZoneTokenFor(req *request, zone string, key *Key, inst *Instance, user *User, want []string, subject, grantName string) {
 	g, err := s.ensureSigner()
 	if err != nil {
 		writeOAuthError(req.w, oauthError{status: 500, code: "server_error", descr: "signing key unavailable"})
@@ -136,6 +150,11 @@ func (s *Sim) issueZoneToken(req *request, zone string, key *Key, inst *Instance
 		c.Sub, c.UserID, c.UserName, c.Origin, c.Email = user.GUID, user.GUID, user.Name, user.Origin, user.Name+"@sim.local"
 	} else {
 		c.Auth = scopes
+	}
+	if grantName != "" {
+		grant = grantName
+		c.Sub = subject
+		c.ExtAttr["ias_subject"] = subject
 	}
 	c.GrantType = grant
 	tok, err := g.sign(c, zoneURL+"/token_keys")

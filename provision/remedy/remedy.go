@@ -67,6 +67,9 @@ const (
 	Pruned
 	// TrustCA: the server's TLS certificate is not trusted.
 	TrustCA
+	// CrossConsumption: XSUAA takes IAS tokens only from an IAS application
+	// of its subaccount with xsuaa-cross-consumption.
+	CrossConsumption
 )
 
 // Remedy is what to do about a failure. Note holds facts that the remedy

@@ -219,6 +219,7 @@ func (s *Spec) check(c *checker, root *yaml.Node) {
 		owner.Keys = append(owner.Keys, k)
 		s.checkKey(c, owner, k, n, outs)
 	}
+	s.link(c, root)
 }
 
 func (s *Spec) checkKey(c *checker, in *Instance, k *Key, n *yaml.Node, outs map[string]string) {

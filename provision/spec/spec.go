@@ -81,6 +81,15 @@ type Instance struct {
 
 	// Descriptor is the rendered, validated parameters.
 	Descriptor map[string]any `yaml:"-"`
+	// After are the instances of the same space this one is applied after
+	// (an IAS instance after the XSUAA instances it is joined to and the
+	// instances its consumed-services name); Consumes are the names its
+	// consumed-services give that the spec does not hold (the space must).
+	After    []string `yaml:"-"`
+	Consumes []string `yaml:"-"`
+	// Pairs are the XSUAA instances an IAS instance is joined to by
+	// xsuaa-cross-consumption.
+	Pairs []string `yaml:"-"`
 	// DescriptorGiven: parameters, parametersFile or a template was given.
 	// Without one, an existing instance's descriptor is left as it is (a
 	// new one gets the minimal descriptor).

@@ -25,11 +25,18 @@ import (
 // TokenRequest asks a key's XSUAA for an access token.
 type TokenRequest struct {
 	Creds map[string]any
-	// Grant is client_credentials (default) or password.
+	// Grant is client_credentials (default), password or JWTBearer.
 	Grant              string
 	Username, Password string
 	Scopes             []string
+	// Assertion is the token JWTBearer exchanges (an IAS token, for an
+	// XSUAA one).
+	Assertion string
 }
+
+// JWTBearer is the grant that exchanges a token of another issuer (IAS) for
+// one of this key's XSUAA, as a CAP application in hybrid mode does.
+const JWTBearer = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 // TLSOptions say which servers the token client trusts.
 type TLSOptions struct {
@@ -71,6 +78,7 @@ type Token struct {
 type RefusedError struct {
 	Msg      string
 	Password bool // a password grant: the user's password may be wrong
+	Exchange bool // a jwt-bearer exchange: XSUAA did not take the token
 }
 
 func (e *RefusedError) Error() string { return e.Msg }
@@ -82,6 +90,9 @@ func (e *RefusedError) Auth() bool { return true }
 func (e *RefusedError) Hint() remedy.Remedy {
 	if e.Password {
 		return remedy.Remedy{Action: remedy.CheckTokenUser}
+	}
+	if e.Exchange {
+		return remedy.Remedy{Action: remedy.CrossConsumption}
 	}
 	return remedy.Remedy{Action: remedy.RereadCredentials}
 }
@@ -156,6 +167,13 @@ func FetchToken(ctx context.Context, req TokenRequest, o Options) (*Token, error
 		ot, err = cfg.PasswordCredentialsToken(octx, req.Username, req.Password)
 	} else {
 		cfg := clientcredentials.Config{ClientID: clientID, ClientSecret: secret, TokenURL: endpoint, Scopes: req.Scopes, AuthStyle: style}
+		if grant == JWTBearer {
+			if req.Assertion == "" {
+				return nil, usageError("the jwt-bearer grant needs a token to exchange")
+			}
+			// clientcredentials lets grant_type be overridden
+			cfg.EndpointParams = url.Values{"grant_type": {JWTBearer}, "assertion": {req.Assertion}}
+		}
 		ot, err = cfg.Token(octx)
 	}
 	if err != nil {
@@ -197,7 +215,7 @@ func tokenError(endpoint, grant string, err error) error {
 				msg += ": " + re.ErrorDescription
 			}
 		}
-		return &RefusedError{Msg: msg, Password: grant == "password"}
+		return &RefusedError{Msg: msg, Password: grant == "password", Exchange: grant == JWTBearer}
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
