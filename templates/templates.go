@@ -41,7 +41,7 @@ type Template struct {
 	// Offering is the service offering the template's parameters are for
 	// (xsuaa when not said).
 	Offering string `yaml:"offering" json:"offering"`
-	Vars        []Var  `yaml:"vars" json:"vars"`
+	Vars     []Var  `yaml:"vars" json:"vars"`
 	// Source is the template text; Path the file of a user template.
 	Source string `yaml:"-" json:"-"`
 	Path   string `yaml:"-" json:"path,omitempty"`
