@@ -33,9 +33,9 @@ func TestUpFlags(t *testing.T) {
 		wantErr string
 	}{
 		{name: "defaults", args: []string{"my-xsuaa"}, want: UpOptions{Instance: "my-xsuaa", Offering: "xsuaa", Plan: "application",
-			Out: "my-xsuaa-credentials.json", Format: "json", EnvPrefix: "XSUAA_", Verify: true}},
+			Out: "my-xsuaa-credentials.json", Format: "json", EnvPrefix: "", Verify: true}},
 		{name: "env format names the file", args: []string{"a", "--format", "env"}, want: UpOptions{Instance: "a", Offering: "xsuaa", Plan: "application",
-			Out: "a-credentials.env", Format: "env", EnvPrefix: "XSUAA_", Verify: true}},
+			Out: "a-credentials.env", Format: "env", EnvPrefix: "", Verify: true}},
 		{name: "everything", args: []string{"a", "--plan", "broker", "--offering", "x", "--broker", "b",
 			"--xsappname", "app", "--tenant-mode", "shared", "--foreign-scope", "r1", "--foreign-scope", "r2", "--tag", "t",
 			"--key", "k", "--key-params", `{"a":1}`, "--credential-type", "x509", "--out", "o.yaml", "--format", "yaml",

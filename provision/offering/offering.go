@@ -61,12 +61,13 @@ var Identity = Profile{
 	Replicates: "changes to redirect URIs and certificates of an identity instance can take up to 24 hours to reach every IAS data centre",
 }
 
-// Generic is any other offering: no rules known.
-var Generic = Profile{
-	Short: "service", Label: "user-provided", EnvPrefix: "", TokenPath: "/oauth/token", KeysPath: "/token_keys",
-	Immutable: func(_, _ map[string]any) []string { return nil },
-	Minimal:   func(string) map[string]any { return map[string]any{} },
-}
+// Generic is any other offering: treated as XSUAA was before profiles (an
+// XSUAA broker under another name, say), without XSUAA's rules.
+var Generic = func() Profile {
+	g := XSUAA
+	g.Short, g.Validate = "service", nil
+	return g
+}()
 
 // For returns the profile of an offering by name ("" is xsuaa).
 func For(name string) Profile {
