@@ -3,10 +3,7 @@ package provision_test
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -64,28 +61,7 @@ func TestApplySharesOneRequestBudget(t *testing.T) {
 	clk := newAutoClock()
 	clk.pace = 2000
 	sim := cfsim.MustNew(cfsim.WithClock(clk.Now), cfsim.WithBrokerDelay(2*time.Second), cfsim.WithRateLimit(40, time.Minute))
-	var tooMany atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec := httptest.NewRecorder()
-		sim.ServeHTTP(rec, r)
-		if rec.Code == http.StatusTooManyRequests {
-			tooMany.Add(1)
-		}
-		for k, vs := range rec.Header() {
-			w.Header()[k] = vs
-		}
-		w.WriteHeader(rec.Code)
-		_, _ = w.Write(rec.Body.Bytes())
-	}))
-	defer srv.Close()
-	hc := cfapi.NewHTTPClient(cfapi.HTTPOptions{Clock: clk, MaxRetries: 50})
-	s, err := cfapi.Connect(context.Background(), srv.URL, ciAuth, hc, cfapi.Options{Clock: clk})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runner := apply.New(s, nil, func(s *cfapi.Session, r provision.Reporter, labels map[string]string) apply.Engine {
-		return provision.New(s, provision.WithReporter(r), provision.WithLabels(labels))
-	})
+	runner, tooMany := countingRunner(t, clk, sim)
 	var b strings.Builder
 	b.WriteString("apiVersion: xsprov/v1\nmetadata: {name: budget}\ninstances:\n")
 	for i := 0; i < 12; i++ {

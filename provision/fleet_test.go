@@ -44,28 +44,7 @@ func (c *scaledClock) After(d time.Duration) <-chan time.Time {
 // among them, and the time it took on the simulator's clock.
 func fleetRun(t *testing.T, clk *scaledClock, sim *cfsim.Sim, n, parallel int) (*apply.Result, cfsim.Counts, int64, time.Duration) {
 	t.Helper()
-	var tooMany atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec := httptest.NewRecorder()
-		sim.ServeHTTP(rec, r)
-		if rec.Code == http.StatusTooManyRequests {
-			tooMany.Add(1)
-		}
-		for k, vs := range rec.Header() {
-			w.Header()[k] = vs
-		}
-		w.WriteHeader(rec.Code)
-		_, _ = w.Write(rec.Body.Bytes())
-	}))
-	defer srv.Close()
-	hc := cfapi.NewHTTPClient(cfapi.HTTPOptions{Clock: clk, MaxRetries: 50})
-	s, err := cfapi.Connect(context.Background(), srv.URL, ciAuth, hc, cfapi.Options{Clock: clk})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runner := apply.New(s, nil, func(s *cfapi.Session, r provision.Reporter, labels map[string]string) apply.Engine {
-		return provision.New(s, provision.WithReporter(r), provision.WithLabels(labels))
-	})
+	runner, tooMany := countingRunner(t, clk, sim)
 	var b strings.Builder
 	b.WriteString("apiVersion: xsprov/v1\nmetadata: {name: fleet}\ninstances:\n")
 	for i := 0; i < n; i++ {
@@ -91,6 +70,34 @@ func fleetRun(t *testing.T, clk *scaledClock, sim *cfsim.Sim, n, parallel int) (
 		t.Errorf("%d instances, want %d", got, n)
 	}
 	return res, sim.Counts(), tooMany.Load(), took
+}
+
+// countingRunner is an apply runner on clk against sim, through a server
+// that counts the answers of 429.
+func countingRunner(t *testing.T, clk cfapi.Clock, sim *cfsim.Sim) (*apply.Runner, *atomic.Int64) {
+	t.Helper()
+	tooMany := new(atomic.Int64)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := httptest.NewRecorder()
+		sim.ServeHTTP(rec, r)
+		if rec.Code == http.StatusTooManyRequests {
+			tooMany.Add(1)
+		}
+		for k, vs := range rec.Header() {
+			w.Header()[k] = vs
+		}
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(rec.Body.Bytes())
+	}))
+	t.Cleanup(srv.Close)
+	hc := cfapi.NewHTTPClient(cfapi.HTTPOptions{Clock: clk, MaxRetries: 50})
+	s, err := cfapi.Connect(context.Background(), srv.URL, ciAuth, hc, cfapi.Options{Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return apply.New(s, nil, func(s *cfapi.Session, r provision.Reporter, labels map[string]string) apply.Engine {
+		return provision.New(s, provision.WithReporter(r), provision.WithLabels(labels))
+	}), tooMany
 }
 
 // TestFleetWatchingCountsRequests: an apply of 100 instances with a key each

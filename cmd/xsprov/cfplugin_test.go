@@ -8,33 +8,16 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/xsprov/xsprov/internal/cftest"
 	"github.com/xsprov/xsprov/provision/cfsim"
 )
-
-// cfCLI finds the cf CLI: $XSPROV_CF_BIN, the one scripts/build-cf makes, or
-// cf on the PATH.
-func cfCLI(t *testing.T) string {
-	if p := os.Getenv("XSPROV_CF_BIN"); p != "" {
-		return p
-	}
-	if p, err := filepath.Abs("../../.bin/cf"); err == nil {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if p, err := exec.LookPath("cf"); err == nil {
-		return p
-	}
-	t.Skip("cf CLI not available: scripts/build-cf builds it into .bin/cf; skipping the cf plugin test")
-	return ""
-}
 
 // TestCFPlugin installs the xsprov binary into the real cf CLI (v8) and
 // runs `cf xsprov up` against the simulator after `cf auth`: the endpoint,
 // token, org and space come from the cf session over the plugin RPC.
 func TestCFPlugin(t *testing.T) {
 	t.Parallel()
-	cf := cfCLI(t)
+	cf := cftest.Binary(t, "../..")
 	bin := filepath.Join(t.TempDir(), "xsprov")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)

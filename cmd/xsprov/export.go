@@ -13,12 +13,11 @@ import (
 
 // ExportOptions are the inputs of `xsprov export`.
 type ExportOptions struct {
-	Target    targetFlags
-	Names     []string
-	AllSpaces bool
-	Selector  string
-	Name      string
-	Out       string
+	Target targetFlags
+	Names  []string
+	scopeFlags
+	Name string
+	Out  string
 }
 
 func newExportCmd(f *Factory, runF func(context.Context, *ExportOptions) error) *cobra.Command {
@@ -57,25 +56,20 @@ and apply then leaves that descriptor as it is.
 	}
 	opts.Target.register(cmd)
 	fl := cmd.Flags()
-	fl.BoolVar(&opts.AllSpaces, "all-spaces", false, "every space of the org (each instance names its space)")
-	fl.StringVarP(&opts.Selector, "label-selector", "l", "", "only instances whose labels match (CF label selector)")
+	opts.scopeFlags.register(cmd, "every space of the org (each instance names its space)")
 	fl.StringVar(&opts.Name, "name", "", "the spec's metadata.name (default: the spec that owns all of them, else ORG-SPACE)")
 	fl.StringVar(&opts.Out, "out", "", "write the spec to this file (mode 0600) instead of stdout")
 	return cmd
 }
 
 func exportRun(ctx context.Context, f *Factory, o *ExportOptions) error {
-	s, err := f.resolveFor(o.Target, !o.AllSpaces)
-	if err != nil {
-		return err
-	}
-	ctx, cancel, c, err := f.connectWithin(ctx, s)
-	if err != nil {
-		return err
-	}
+	ctx, cancel, c, s, err := o.scopeFlags.connect(ctx, f, o.Target)
 	defer cancel()
-	c.rep.Step(fmt.Sprintf("Exporting service instances in org %s / %s as %s", s.org, map[bool]string{true: "all spaces", false: "space " + s.space}[o.AllSpaces], c.sess.User))
-	res, err := inventory.Export(ctx, c.sess, inventory.Scope{Org: s.org, Space: s.space, AllSpaces: o.AllSpaces, Names: o.Names, Selector: o.Selector}, o.Name)
+	if err != nil {
+		return err
+	}
+	c.rep.Step(fmt.Sprintf("Exporting service instances in %s as %s", o.where(s), c.sess.User))
+	res, err := inventory.Export(ctx, c.sess, o.scope(s, o.Names), o.Name)
 	if err != nil {
 		return err
 	}

@@ -12,12 +12,45 @@ import (
 	"github.com/xsprov/xsprov/provision/inventory"
 )
 
-// ListOptions are the inputs of `xsprov list`.
-type ListOptions struct {
-	Target    targetFlags
+// scopeFlags are --all-spaces and --label-selector of list and export.
+type scopeFlags struct {
 	AllSpaces bool
 	Selector  string
-	JSON      bool
+}
+
+func (sc *scopeFlags) register(cmd *cobra.Command, allSpaces string) {
+	cmd.Flags().BoolVar(&sc.AllSpaces, "all-spaces", false, allSpaces)
+	cmd.Flags().StringVarP(&sc.Selector, "label-selector", "l", "", "only instances whose labels match (CF label selector, e.g. team=orders)")
+}
+
+// connect resolves the target (an org, and a space unless --all-spaces) and
+// logs in; the caller defers cancel.
+func (sc *scopeFlags) connect(ctx context.Context, f *Factory, t targetFlags) (context.Context, func(), *conn, *settings, error) {
+	s, err := f.resolveFor(t, !sc.AllSpaces)
+	if err != nil {
+		return nil, func() {}, nil, nil, err
+	}
+	ctx, cancel, c, err := f.connectWithin(ctx, s)
+	return ctx, cancel, c, s, err
+}
+
+// where words the scope as cf does: "org O / space S", or all spaces.
+func (sc *scopeFlags) where(s *settings) string {
+	if sc.AllSpaces {
+		return "org " + s.org + " (all spaces)"
+	}
+	return "org " + s.org + " / space " + s.space
+}
+
+func (sc *scopeFlags) scope(s *settings, names []string) inventory.Scope {
+	return inventory.Scope{Org: s.org, Space: s.space, AllSpaces: sc.AllSpaces, Selector: sc.Selector, Names: names}
+}
+
+// ListOptions are the inputs of `xsprov list`.
+type ListOptions struct {
+	Target targetFlags
+	scopeFlags
+	JSON bool
 	// KeysOf, when set, lists the keys of this instance (`list keys I`).
 	KeysOf string
 }
@@ -68,26 +101,18 @@ instance's keys. Reads only: four requests at most, however many instances.`,
 		},
 	}
 	opts.Target.register(cmd)
-	cmd.Flags().BoolVar(&opts.AllSpaces, "all-spaces", false, "every space of the org")
-	cmd.Flags().StringVarP(&opts.Selector, "label-selector", "l", "", "only instances whose labels match (CF label selector, e.g. team=orders)")
+	opts.scopeFlags.register(cmd, "every space of the org")
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print a machine-readable result on stdout")
 	return cmd
 }
 
 func listRun(ctx context.Context, f *Factory, o *ListOptions) error {
-	s, err := f.resolveFor(o.Target, !o.AllSpaces)
-	if err != nil {
-		return err
-	}
-	ctx, cancel, c, err := f.connectWithin(ctx, s)
-	if err != nil {
-		return err
-	}
+	ctx, cancel, c, s, err := o.scopeFlags.connect(ctx, f, o.Target)
 	defer cancel()
-	where := "org " + s.org + " / space " + s.space
-	if o.AllSpaces {
-		where = "org " + s.org + " (all spaces)"
+	if err != nil {
+		return err
 	}
+	where := o.where(s)
 	if o.KeysOf != "" {
 		c.rep.Info(fmt.Sprintf("Getting keys for service instance %s in %s as %s...", o.KeysOf, where, c.sess.User))
 		keys, err := inventory.Keys(ctx, c.sess, s.org, s.space, o.KeysOf)
@@ -109,7 +134,7 @@ func listRun(ctx context.Context, f *Factory, o *ListOptions) error {
 		return tw.Flush()
 	}
 	c.rep.Info(fmt.Sprintf("Getting service instances in %s as %s...", where, c.sess.User))
-	insts, err := inventory.List(ctx, c.sess, inventory.Scope{Org: s.org, Space: s.space, AllSpaces: o.AllSpaces, Selector: o.Selector})
+	insts, err := inventory.List(ctx, c.sess, o.scope(s, nil))
 	if err != nil {
 		return err
 	}

@@ -13,7 +13,6 @@ import (
 	"github.com/xsprov/xsprov/provision"
 	"github.com/xsprov/xsprov/provision/credfile"
 	"github.com/xsprov/xsprov/provision/ias"
-	"github.com/xsprov/xsprov/provision/xssec"
 )
 
 // RotateOptions are the inputs of `xsprov rotate`.
@@ -97,15 +96,9 @@ func rotateRun(ctx context.Context, f *Factory, o *RotateOptions) error {
 	if err != nil {
 		return err
 	}
-	keyParams, err := xssec.ParseKeyParams("--key-params", o.KeyParams)
+	keyParams, err := keyParamsOf(o.KeyParams, o.CredentialType)
 	if err != nil {
 		return err
-	}
-	if o.CredentialType != "" {
-		if keyParams == nil {
-			keyParams = map[string]any{}
-		}
-		keyParams["credential-type"] = o.CredentialType
 	}
 	within, _ := parseDays(o.IfExpiringWithin)
 	ctx, cancel, c, err := f.connectWithin(ctx, s)

@@ -225,15 +225,9 @@ func (o *UpOptions) request(rep provision.Reporter, s *settings) (provision.UpRe
 	for _, w := range warnings {
 		rep.Warn(w.Describe())
 	}
-	keyParams, err := xssec.ParseKeyParams("--key-params", o.KeyParams)
+	keyParams, err := keyParamsOf(o.KeyParams, o.CredentialType)
 	if err != nil {
 		return provision.UpRequest{}, err
-	}
-	if o.CredentialType != "" {
-		if keyParams == nil {
-			keyParams = map[string]any{}
-		}
-		keyParams["credential-type"] = o.CredentialType
 	}
 	if ct, _ := keyParams["credential-type"].(string); o.Format == credfile.FormatPEM && ct != "" && ct != "x509" {
 		return provision.UpRequest{}, flagErrorf("--format pem needs an x509 key, and the key is asked for as %s", ct)
@@ -286,15 +280,9 @@ func (o *UpOptions) offeringRequest(prof offering.Profile, rep provision.Reporte
 	for _, w := range warnings {
 		rep.Warn(w.Describe())
 	}
-	keyParams, err := xssec.ParseKeyParams("--key-params", o.KeyParams)
+	keyParams, err := keyParamsOf(o.KeyParams, o.CredentialType)
 	if err != nil {
 		return provision.UpRequest{}, err
-	}
-	if o.CredentialType != "" {
-		if keyParams == nil {
-			keyParams = map[string]any{}
-		}
-		keyParams["credential-type"] = o.CredentialType
 	}
 	if prof.ValidateKey != nil {
 		kp := keyParams
@@ -312,6 +300,21 @@ func (o *UpOptions) offeringRequest(prof offering.Profile, rep provision.Reporte
 		Out:    credfile.Output{Path: o.Out, Format: o.Format, EnvPrefix: o.EnvPrefix, Offering: o.Offering},
 		NoWait: o.NoWait,
 	}, nil
+}
+
+// keyParamsOf reads --key-params, with --credential-type set in it.
+func keyParamsOf(raw, credentialType string) (map[string]any, error) {
+	keyParams, err := xssec.ParseKeyParams("--key-params", raw)
+	if err != nil {
+		return nil, err
+	}
+	if credentialType != "" {
+		if keyParams == nil {
+			keyParams = map[string]any{}
+		}
+		keyParams["credential-type"] = credentialType
+	}
+	return keyParams, nil
 }
 
 func upRun(ctx context.Context, f *Factory, o *UpOptions) error {

@@ -116,22 +116,13 @@ func identityURLs(out map[string]any, base string) {
 func (s *Sim) iasToken(req *request) {
 	w, r := req.w, req.r
 	tenant := req.params[0]
-	form, clientID, secret, ok := tokenRequest(w, r)
+	_, clientID, secret, _, ok := tokenGrant(w, r, "client_credentials")
 	if !ok {
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.advance()
-	switch grant := form.Get("grant_type"); grant {
-	case "":
-		writeOAuthError(w, errMissingGrant)
-		return
-	case "client_credentials":
-	default:
-		writeOAuthError(w, oauthError{status: 400, code: "unsupported_grant_type", descr: "Unsupported grant type: " + grant})
-		return
-	}
 	var key *Key
 	var inst *Instance
 	for _, k := range s.st.Keys {

@@ -8,33 +8,16 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/xsprov/xsprov/internal/cftest"
 	"github.com/xsprov/xsprov/provision/cfsim"
 )
-
-// cfBinary finds the cf CLI: $XSPROV_CF_BIN, the one scripts/build-cf makes,
-// or cf on the PATH.
-func cfBinary(t *testing.T) string {
-	if p := os.Getenv("XSPROV_CF_BIN"); p != "" {
-		return p
-	}
-	if p, err := filepath.Abs("../../.bin/cf"); err == nil {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if p, err := exec.LookPath("cf"); err == nil {
-		return p
-	}
-	t.Skip("cf CLI not available: scripts/build-cf builds it into .bin/cf (it needs the Go module proxy); skipping the cf CLI interoperability test")
-	return ""
-}
 
 // TestCFCLIInterop drives the real cf CLI (v8) through the provisioning
 // flow against the simulator: what it reads (links.login, JWTs decoded
 // locally, Location job URLs) must be what the real Cloud Controller sends.
 func TestCFCLIInterop(t *testing.T) {
 	t.Parallel()
-	cf := cfBinary(t)
+	cf := cftest.Binary(t, "../..")
 	// An instant broker: the cf CLI sleeps 3 s between job polls whatever
 	// the broker does, so a delay here only costs time; the slow broker's
 	// timing has tests of its own.

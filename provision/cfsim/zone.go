@@ -6,6 +6,8 @@ import (
 	"encoding/pem"
 	"math/big"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,22 +20,13 @@ import (
 func (s *Sim) zoneToken(req *request) {
 	w, r := req.w, req.r
 	zone := req.params[0]
-	form, clientID, secret, ok := tokenRequest(w, r)
+	form, clientID, secret, grant, ok := tokenGrant(w, r, "client_credentials", "password", jwtBearer)
 	if !ok {
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.advance()
-	grant := form.Get("grant_type")
-	if grant == "" {
-		writeOAuthError(w, errMissingGrant)
-		return
-	}
-	if grant != "client_credentials" && grant != "password" && grant != jwtBearer {
-		writeOAuthError(w, oauthError{status: 400, code: "unsupported_grant_type", descr: "Unsupported grant type: " + grant})
-		return
-	}
 	var peer *x509.Certificate
 	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
 		peer = r.TLS.PeerCertificates[0]
@@ -78,6 +71,24 @@ func (s *Sim) zoneToken(req *request) {
 		}
 	}
 	s.issueZoneToken(req, zone, key, inst, user, strings.Fields(form.Get("scope")))
+}
+
+// tokenGrant reads a token request whose grant is one of allowed; it
+// answers the client itself when it is not.
+func tokenGrant(w http.ResponseWriter, r *http.Request, allowed ...string) (form url.Values, clientID, secret, grant string, ok bool) {
+	form, clientID, secret, ok = tokenRequest(w, r)
+	if !ok {
+		return nil, "", "", "", false
+	}
+	switch grant = form.Get("grant_type"); {
+	case grant == "":
+		writeOAuthError(w, errMissingGrant)
+		return nil, "", "", "", false
+	case !slices.Contains(allowed, grant):
+		writeOAuthError(w, oauthError{status: 400, code: "unsupported_grant_type", descr: "Unsupported grant type: " + grant})
+		return nil, "", "", "", false
+	}
+	return form, clientID, secret, grant, true
 }
 
 // certMatches tells whether the TLS client certificate is the key's.

@@ -63,8 +63,7 @@ var (
 func Validate(d map[string]any) xssec.Problems {
 	v := &checker{l: Current}
 	v.run(d)
-	slices.SortStableFunc(v.ps, func(a, b xssec.Problem) int { return strings.Compare(a.Path, b.Path) })
-	return v.ps
+	return v.Sorted()
 }
 
 // ValidateJSON parses and checks raw parameters.
@@ -77,16 +76,8 @@ func ValidateJSON(raw []byte) xssec.Problems {
 }
 
 type checker struct {
-	l  Limits
-	ps xssec.Problems
-}
-
-func (v *checker) errf(path, format string, args ...any) {
-	v.ps = append(v.ps, xssec.Problem{Severity: xssec.Error, Path: path, Message: fmt.Sprintf(format, args...)})
-}
-
-func (v *checker) warnf(path, format string, args ...any) {
-	v.ps = append(v.ps, xssec.Problem{Severity: xssec.Warning, Path: path, Message: fmt.Sprintf(format, args...)})
+	xssec.Checker
+	l Limits
 }
 
 func (v *checker) run(d map[string]any) {
@@ -95,33 +86,33 @@ func (v *checker) run(d map[string]any) {
 		if !slices.Contains(known, k) && !slices.Contains(knownUnchecked, k) {
 			// the service's documentation lists more than this over time:
 			// not refused here
-			v.warnf("$."+k, "unrecognized field %q (xsprov does not check it)", k)
+			v.Warnf("$."+k, "unrecognized field %q (xsprov does not check it)", k)
 		}
 	}
 	if raw, ok := d["name"]; ok {
 		if s, isStr := raw.(string); !isStr || s == "" {
-			v.errf("$.name", "must be a non-empty string (the technical name, unique in the tenant)")
+			v.Errf("$.name", "must be a non-empty string (the technical name, unique in the tenant)")
 		}
 	}
 	if raw, ok := d["display-name"]; ok {
 		s, isStr := raw.(string)
 		switch {
 		case !isStr:
-			v.errf("$.display-name", "must be a string")
+			v.Errf("$.display-name", "must be a string")
 		case utf8.RuneCountInString(s) > v.l.DisplayName:
-			v.errf("$.display-name", "is %d characters long, at most %d are allowed", utf8.RuneCountInString(s), v.l.DisplayName)
+			v.Errf("$.display-name", "is %d characters long, at most %d are allowed", utf8.RuneCountInString(s), v.l.DisplayName)
 		}
 	}
 	if raw, ok := d["authorization"]; ok {
 		obj, isObj := raw.(map[string]any)
 		if !isObj {
-			v.errf("$.authorization", "must be an object")
+			v.Errf("$.authorization", "must be an object")
 		} else {
-			v.only(obj, "$.authorization", "enabled", "value_help_url")
-			v.boolean(obj, "enabled", "$.authorization")
+			v.Only(obj, "$.authorization", "enabled", "value_help_url")
+			v.Bool(obj, "enabled", "$.authorization")
 			if u, has := obj["value_help_url"]; has {
 				if s, _ := u.(string); !strings.HasPrefix(s, "https://") {
-					v.errf("$.authorization.value_help_url", "must be an https:// URL")
+					v.Errf("$.authorization.value_help_url", "must be an https:// URL")
 				}
 			}
 		}
@@ -132,26 +123,26 @@ func (v *checker) run(d map[string]any) {
 			p := fmt.Sprintf("$.consumed-services[%d]", i)
 			obj, isObj := it.(map[string]any)
 			if !isObj {
-				v.errf(p, "must be an object with service-instance-name")
+				v.Errf(p, "must be an object with service-instance-name")
 				continue
 			}
-			v.only(obj, p, "service-instance-name")
+			v.Only(obj, p, "service-instance-name")
 			if s, _ := obj["service-instance-name"].(string); s == "" {
-				v.errf(p+".service-instance-name", "is required (the name of a service instance in the same space)")
+				v.Errf(p+".service-instance-name", "is required (the name of a service instance in the same space)")
 			}
 		}
 	}
-	v.boolean(d, "xsuaa-cross-consumption", "$")
+	v.Bool(d, "xsuaa-cross-consumption", "$")
 	if raw, ok := d["subject-name-identifier"]; ok {
 		obj, isObj := raw.(map[string]any)
 		if !isObj {
-			v.errf("$.subject-name-identifier", "must be an object")
+			v.Errf("$.subject-name-identifier", "must be an object")
 		} else {
-			v.only(obj, "$.subject-name-identifier", "attribute", "fallback-attribute")
+			v.Only(obj, "$.subject-name-identifier", "attribute", "fallback-attribute")
 			for _, f := range []string{"attribute", "fallback-attribute"} {
 				if a, has := obj[f]; has {
 					if s, _ := a.(string); !slices.Contains(subjectAttributes, s) {
-						v.errf("$.subject-name-identifier."+f, "%s is not one of %s", text(a), strings.Join(subjectAttributes, ", "))
+						v.Errf("$.subject-name-identifier."+f, "%s is not one of %s", xssec.Text(a), strings.Join(subjectAttributes, ", "))
 					}
 				}
 			}
@@ -159,30 +150,30 @@ func (v *checker) run(d map[string]any) {
 	}
 	if items, ok := v.array(d, "provided-apis", "$.provided-apis"); ok {
 		if len(items) > v.l.ProvidedAPIs {
-			v.errf("$.provided-apis", "has %d entries, at most %d are allowed (as of %s)", len(items), v.l.ProvidedAPIs, v.l.AsOf)
+			v.Errf("$.provided-apis", "has %d entries, at most %d are allowed (as of %s)", len(items), v.l.ProvidedAPIs, v.l.AsOf)
 		}
 		seen := map[string]bool{}
 		for i, it := range items {
 			p := fmt.Sprintf("$.provided-apis[%d]", i)
 			obj, isObj := it.(map[string]any)
 			if !isObj {
-				v.errf(p, "must be an object with name and description")
+				v.Errf(p, "must be an object with name and description")
 				continue
 			}
-			v.only(obj, p, "name", "description")
+			v.Only(obj, p, "name", "description")
 			name, _ := obj["name"].(string)
 			switch {
 			case name == "":
-				v.errf(p+".name", "is required")
+				v.Errf(p+".name", "is required")
 			case utf8.RuneCountInString(name) > v.l.ProvidedAPIName:
-				v.errf(p+".name", "%q is longer than %d characters (as of %s)", name, v.l.ProvidedAPIName, v.l.AsOf)
+				v.Errf(p+".name", "%q is longer than %d characters (as of %s)", name, v.l.ProvidedAPIName, v.l.AsOf)
 			case seen[name]:
-				v.errf(p+".name", "duplicate API %q (names are unique)", name)
+				v.Errf(p+".name", "duplicate API %q (names are unique)", name)
 			}
 			seen[name] = true
 			if dsc, has := obj["description"]; has {
 				if _, isStr := dsc.(string); !isStr {
-					v.errf(p+".description", "must be a string")
+					v.Errf(p+".description", "must be a string")
 				}
 			}
 		}
@@ -197,10 +188,10 @@ func (v *checker) oauth2(d map[string]any) {
 	p := "$.oauth2-configuration"
 	obj, isObj := raw.(map[string]any)
 	if !isObj {
-		v.errf(p, "must be an object")
+		v.Errf(p, "must be an object")
 		return
 	}
-	v.only(obj, p, append(slices.Clone(uriLists), "public-client", "grant-types", "token-policy")...)
+	v.Only(obj, p, append(slices.Clone(uriLists), "public-client", "grant-types", "token-policy")...)
 	for _, f := range uriLists {
 		items, ok := v.array(obj, f, p+"."+f)
 		if !ok {
@@ -210,27 +201,27 @@ func (v *checker) oauth2(d map[string]any) {
 			v.uri(it, fmt.Sprintf("%s.%s[%d]", p, f, i), f == "redirect-uris" || f == "post-logout-redirect-uris")
 		}
 	}
-	v.boolean(obj, "public-client", p)
+	v.Bool(obj, "public-client", p)
 	if items, ok := v.array(obj, "grant-types", p+".grant-types"); ok {
 		for i, it := range items {
 			if s, _ := it.(string); !slices.Contains(grantTypes, s) {
-				v.errf(fmt.Sprintf("%s.grant-types[%d]", p, i), "%s is not one of %s", text(it), strings.Join(grantTypes, ", "))
+				v.Errf(fmt.Sprintf("%s.grant-types[%d]", p, i), "%s is not one of %s", xssec.Text(it), strings.Join(grantTypes, ", "))
 			}
 		}
 	}
 	if raw, ok := obj["token-policy"]; ok {
 		tp, isObj := raw.(map[string]any)
 		if !isObj {
-			v.errf(p+".token-policy", "must be an object")
+			v.Errf(p+".token-policy", "must be an object")
 			return
 		}
 		tpp := p + ".token-policy"
-		v.only(tp, tpp, "token-validity", "refresh-validity", "refresh-parallel", "refresh-usage-after-renewal", "access-token-format")
+		v.Only(tp, tpp, "token-validity", "refresh-validity", "refresh-parallel", "refresh-usage-after-renewal", "access-token-format")
 		v.intRange(tp, "token-validity", tpp, v.l.TokenValidityMin, v.l.TokenValidityMax, false)
 		v.intRange(tp, "refresh-validity", tpp, v.l.RefreshValidityMin, v.l.RefreshMax, true)
 		v.intRange(tp, "refresh-parallel", tpp, v.l.RefreshParallelMin, v.l.RefreshParMax, false)
-		v.enum(tp, "refresh-usage-after-renewal", tpp, "off", "online", "mobile")
-		v.enum(tp, "access-token-format", tpp, "default", "jwt", "opaque")
+		v.Enum(tp, "refresh-usage-after-renewal", tpp, "off", "online", "mobile")
+		v.Enum(tp, "access-token-format", tpp, "default", "jwt", "opaque")
 	}
 }
 
@@ -242,10 +233,10 @@ func (v *checker) uri(it any, p string, wildcards bool) {
 	scheme, rest, found := strings.Cut(s, "://")
 	switch {
 	case s == "":
-		v.errf(p, "must be a non-empty string")
+		v.Errf(p, "must be a non-empty string")
 		return
 	case !found || scheme == "":
-		v.errf(p, "%q is not an absolute URI", s)
+		v.Errf(p, "%q is not an absolute URI", s)
 		return
 	}
 	host, path, _ := strings.Cut(rest, "/")
@@ -253,20 +244,20 @@ func (v *checker) uri(it any, p string, wildcards bool) {
 		first, others, _ := strings.Cut(host, ".")
 		switch {
 		case !wildcards:
-			v.errf(p, "%q: wildcards are not allowed here", s)
+			v.Errf(p, "%q: wildcards are not allowed here", s)
 		case first == "*" && others == "", strings.Contains(others, "*"):
-			v.errf(p, "%q: a wildcard may stand only in the host's first label, before a domain", s)
+			v.Errf(p, "%q: a wildcard may stand only in the host's first label, before a domain", s)
 		default:
-			v.warnf(p, "%q contains a wildcard; make sure it cannot match hosts you do not control", s)
+			v.Warnf(p, "%q contains a wildcard; make sure it cannot match hosts you do not control", s)
 		}
 	}
 	if strings.Contains(path, "*") {
 		if !wildcards || (!strings.HasSuffix(path, "/**") && path != "**") || strings.Contains(strings.TrimSuffix(path, "**"), "*") {
-			v.errf(p, "%q: in the path only a trailing /** is allowed", s)
+			v.Errf(p, "%q: in the path only a trailing /** is allowed", s)
 		}
 	}
 	if scheme == "http" && !strings.HasPrefix(host, "localhost") && !strings.HasPrefix(host, "127.0.0.1") {
-		v.warnf(p, "%q is plain http; only local development should use it", s)
+		v.Warnf(p, "%q is plain http; only local development should use it", s)
 	}
 }
 
@@ -287,30 +278,14 @@ func (v *checker) intRange(obj map[string]any, field, parent string, lo, hi int6
 		f, isNum = ff, isFloat
 	}
 	if !isNum || err != nil || f != math.Trunc(f) {
-		v.errf(p, "must be a whole number")
+		v.Errf(p, "must be a whole number")
 		return
 	}
 	if zeroOK && f == 0 {
 		return // 0 turns refreshing off
 	}
 	if f < float64(lo) || f > float64(hi) {
-		v.errf(p, "%v is outside the allowed range %d..%d (as of %s)", f, lo, hi, v.l.AsOf)
-	}
-}
-
-func (v *checker) enum(obj map[string]any, field, parent string, allowed ...string) {
-	if raw, ok := obj[field]; ok {
-		if s, _ := raw.(string); !slices.Contains(allowed, s) {
-			v.errf(parent+"."+field, "%s is not one of %s", text(raw), strings.Join(allowed, ", "))
-		}
-	}
-}
-
-func (v *checker) boolean(obj map[string]any, field, parent string) {
-	if raw, ok := obj[field]; ok {
-		if _, isBool := raw.(bool); !isBool {
-			v.errf(parent+"."+field, "must be true or false")
-		}
+		v.Errf(p, "%v is outside the allowed range %d..%d (as of %s)", f, lo, hi, v.l.AsOf)
 	}
 }
 
@@ -321,26 +296,10 @@ func (v *checker) array(obj map[string]any, field, p string) ([]any, bool) {
 	}
 	arr, isArr := raw.([]any)
 	if !isArr {
-		v.errf(p, "must be an array")
+		v.Errf(p, "must be an array")
 		return nil, false
 	}
 	return arr, true
-}
-
-func (v *checker) only(obj map[string]any, p string, allowed ...string) {
-	for _, k := range slices.Sorted(maps.Keys(obj)) {
-		if !slices.Contains(allowed, k) {
-			v.errf(p+"."+k, "unrecognized field %q", k)
-		}
-	}
-}
-
-func text(v any) string {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Sprint(v)
-	}
-	return string(b)
 }
 
 // Credential types of identity bindings.
@@ -370,32 +329,32 @@ func ValidateKey(params map[string]any) xssec.Problems {
 	}
 	allowed, known := fields[ct]
 	if !known {
-		v.errf("$.credential-type", "%s is not one of SECRET, X509_GENERATED, X509_PROVIDED, NONE", text(params["credential-type"]))
+		v.Errf("$.credential-type", "%s is not one of SECRET, X509_GENERATED, X509_PROVIDED, NONE", xssec.Text(params["credential-type"]))
 	} else {
-		v.only(params, "$", allowed...)
+		v.Only(params, "$", allowed...)
 	}
 	switch ct {
 	case X509Generated:
 		if kl, has := params["key-length"]; has {
-			if s := text(kl); s != "2048" && s != "4096" {
-				v.errf("$.key-length", "%s is not 2048 or 4096", s)
+			if s := xssec.Text(kl); s != "2048" && s != "4096" {
+				v.Errf("$.key-length", "%s is not 2048 or 4096", s)
 			}
 		}
 		if vt, has := params["validity-type"]; has {
 			if s, _ := vt.(string); s != "DAYS" {
-				v.errf("$.validity-type", "%s is not DAYS (MONTHS and YEARS were allowed before %s)", text(vt), v.l.AsOf)
+				v.Errf("$.validity-type", "%s is not DAYS (MONTHS and YEARS were allowed before %s)", xssec.Text(vt), v.l.AsOf)
 			}
 		}
 		v.intRange(params, "validity", "$", 1, v.l.X509ValidityDaysMax, false)
 		if ai, has := params["app-identifier"]; has {
 			if s, isStr := ai.(string); !isStr || s == "" || utf8.RuneCountInString(s) > v.l.AppIdentifier {
-				v.errf("$.app-identifier", "must be a string of 1 to %d characters (it keeps the certificate's subject across rotations)", v.l.AppIdentifier)
+				v.Errf("$.app-identifier", "must be a string of 1 to %d characters (it keeps the certificate's subject across rotations)", v.l.AppIdentifier)
 			}
 		}
 	case X509Provided:
 		if s, _ := params["certificate"].(string); !strings.Contains(s, "-----BEGIN CERTIFICATE-----") {
-			v.errf("$.certificate", "is required: a PEM certificate (unique in the tenant)")
+			v.Errf("$.certificate", "is required: a PEM certificate (unique in the tenant)")
 		}
 	}
-	return v.ps
+	return v.Problems
 }

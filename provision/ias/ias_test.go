@@ -60,21 +60,7 @@ func TestValidate(t *testing.T) {
 		{"provided api duplicate", `{"provided-apis":[{"name":"a"},{"name":"a"}]}`, "$.provided-apis[1].name", "duplicate"},
 		{"provided api unknown field", `{"provided-apis":[{"name":"a","scope":"x"}]}`, "$.provided-apis[0].scope", "unrecognized"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			errs := ValidateJSON([]byte(tc.json)).Errors()
-			if tc.wantPath == "" {
-				if len(errs) != 0 {
-					t.Fatalf("want valid, got %v", errs)
-				}
-				return
-			}
-			for _, e := range errs {
-				if e.Path == tc.wantPath && strings.Contains(e.Message, tc.wantMsg) {
-					return
-				}
-			}
-			t.Errorf("want an error at %s containing %q, got %v", tc.wantPath, tc.wantMsg, errs)
-		})
+		t.Run(tc.name, func(t *testing.T) { expect(t, ValidateJSON([]byte(tc.json)).Errors(), tc.wantPath, tc.wantMsg) })
 	}
 }
 
@@ -107,21 +93,27 @@ func TestValidateKey(t *testing.T) {
 			if err := json.Unmarshal([]byte(tc.json), &m); err != nil {
 				t.Fatal(err)
 			}
-			errs := ValidateKey(m).Errors()
-			if tc.wantPath == "" {
-				if len(errs) != 0 {
-					t.Fatalf("want valid, got %v", errs)
-				}
-				return
-			}
-			for _, e := range errs {
-				if e.Path == tc.wantPath && strings.Contains(e.Message, tc.wantMsg) {
-					return
-				}
-			}
-			t.Errorf("want an error at %s containing %q, got %v", tc.wantPath, tc.wantMsg, errs)
+			expect(t, ValidateKey(m).Errors(), tc.wantPath, tc.wantMsg)
 		})
 	}
+}
+
+// expect checks that errs are empty (wantPath "") or hold an error at
+// wantPath whose message contains wantMsg.
+func expect(t *testing.T, errs xssec.Problems, wantPath, wantMsg string) {
+	t.Helper()
+	if wantPath == "" {
+		if len(errs) != 0 {
+			t.Fatalf("want valid, got %v", errs)
+		}
+		return
+	}
+	for _, e := range errs {
+		if e.Path == wantPath && strings.Contains(e.Message, wantMsg) {
+			return
+		}
+	}
+	t.Errorf("want an error at %s containing %q, got %v", wantPath, wantMsg, errs)
 }
 
 func FuzzValidate(f *testing.F) {

@@ -17,36 +17,36 @@ func (v *validator) scopes(d map[string]any) map[string]bool {
 		return names
 	}
 	if len(items) > MaxScopes {
-		v.errf("$.scopes", "has %d scopes, at most %d are allowed", len(items), MaxScopes)
+		v.Errf("$.scopes", "has %d scopes, at most %d are allowed", len(items), MaxScopes)
 	}
 	for i, it := range items {
 		p := fmt.Sprintf("$.scopes[%d]", i)
 		obj, ok := it.(map[string]any)
 		if !ok {
-			v.errf(p, "must be an object")
+			v.Errf(p, "must be an object")
 			continue
 		}
-		v.onlyFields(obj, p, "name", "description", "granted-apps", "grant-as-authority-to-apps")
+		v.Only(obj, p, "name", "description", "granted-apps", "grant-as-authority-to-apps")
 		name, _ := obj["name"].(string)
 		switch {
 		case name == "":
-			v.errf(p+".name", "is required")
+			v.Errf(p+".name", "is required")
 			continue
 		case !strings.HasPrefix(name, "$XSAPPNAME."):
 			// the documented form, but the real broker accepts others (a scope
 			// "uaa.user" was recorded as accepted): warn, do not refuse
-			v.warnf(p+".name", "%q does not start with $XSAPPNAME. (the documented form for an application's own scopes)", name)
+			v.Warnf(p+".name", "%q does not start with $XSAPPNAME. (the documented form for an application's own scopes)", name)
 		default:
 			rest := strings.TrimPrefix(name, "$XSAPPNAME.")
 			if rest == "" || strings.HasPrefix(rest, ".") || !reScopeRest.MatchString(rest) {
-				v.errf(p+".name", "%q: after $XSAPPNAME. a scope name takes letters, digits and _ - / \\ : . and must not start with '.'", name)
+				v.Errf(p+".name", "%q: after $XSAPPNAME. a scope name takes letters, digits and _ - / \\ : . and must not start with '.'", name)
 			}
 			if len(rest)+1+MaxXSAppName > MaxScopeName && len(name) > MaxScopeName {
-				v.errf(p+".name", "%q is longer than %d characters", name, MaxScopeName)
+				v.Errf(p+".name", "%q is longer than %d characters", name, MaxScopeName)
 			}
 		}
 		if names[name] {
-			v.relf(p+".name", "duplicate scope %q", name)
+			v.Relf(p+".name", "duplicate scope %q", name)
 		}
 		names[name] = true
 		for _, f := range []string{"granted-apps", "grant-as-authority-to-apps"} {
@@ -57,7 +57,7 @@ func (v *validator) scopes(d map[string]any) map[string]bool {
 			for j, a := range apps {
 				s, _ := a.(string)
 				if !reForeignApp.MatchString(s) && !reServiceName.MatchString(s) {
-					v.errf(fmt.Sprintf("%s.%s[%d]", p, f, j), "%s is not of the form $XSAPPNAME(application,<xsappname>) or $XSSERVICENAME(<instance>)", jsonText(a))
+					v.Errf(fmt.Sprintf("%s.%s[%d]", p, f, j), "%s is not of the form $XSAPPNAME(application,<xsappname>) or $XSSERVICENAME(<instance>)", Text(a))
 				}
 			}
 		}
@@ -72,36 +72,36 @@ func (v *validator) attributes(d map[string]any) map[string]bool {
 		return names
 	}
 	if len(items) > MaxAttributes {
-		v.errf("$.attributes", "has %d attributes, at most %d are allowed", len(items), MaxAttributes)
+		v.Errf("$.attributes", "has %d attributes, at most %d are allowed", len(items), MaxAttributes)
 	}
 	for i, it := range items {
 		p := fmt.Sprintf("$.attributes[%d]", i)
 		obj, ok := it.(map[string]any)
 		if !ok {
-			v.errf(p, "must be an object")
+			v.Errf(p, "must be an object")
 			continue
 		}
-		v.onlyFields(obj, p, "name", "description", "valueType", "valueRequired")
+		v.Only(obj, p, "name", "description", "valueType", "valueRequired")
 		name, _ := obj["name"].(string)
 		switch {
 		case name == "":
-			v.errf(p+".name", "is required")
+			v.Errf(p+".name", "is required")
 		case len(name) > MaxNameLen || !reAttrName.MatchString(name):
-			v.errf(p+".name", "%q must be at most %d letters, digits or '_'", name, MaxNameLen)
+			v.Errf(p+".name", "%q must be at most %d letters, digits or '_'", name, MaxNameLen)
 		}
 		if names[name] && name != "" {
-			v.relf(p+".name", "duplicate attribute %q", name)
+			v.Relf(p+".name", "duplicate attribute %q", name)
 		}
 		names[name] = true
 		vt, has := obj["valueType"]
 		if !has {
-			v.errf(p+".valueType", "is required")
+			v.Errf(p+".valueType", "is required")
 		} else if s, _ := vt.(string); !slices.Contains(valueTypes, s) {
-			v.errf(p+".valueType", "%s is not one of string, s, int, date", jsonText(vt))
+			v.Errf(p+".valueType", "%s is not one of string, s, int, date", Text(vt))
 		}
 		if vr, has := obj["valueRequired"]; has {
 			if _, isBool := vr.(bool); !isBool {
-				v.errf(p+".valueRequired", "must be true or false")
+				v.Errf(p+".valueRequired", "must be true or false")
 			}
 		}
 	}
@@ -115,30 +115,30 @@ func (v *validator) roleTemplates(d map[string]any, scopes, attrs map[string]boo
 		return names
 	}
 	if len(items) > MaxRoleTemplates {
-		v.errf("$.role-templates", "has %d role templates, at most %d are allowed", len(items), MaxRoleTemplates)
+		v.Errf("$.role-templates", "has %d role templates, at most %d are allowed", len(items), MaxRoleTemplates)
 	}
 	for i, it := range items {
 		p := fmt.Sprintf("$.role-templates[%d]", i)
 		obj, ok := it.(map[string]any)
 		if !ok {
-			v.errf(p, "must be an object")
+			v.Errf(p, "must be an object")
 			continue
 		}
-		v.onlyFields(obj, p, "name", "description", "default-role-name", "scope-references", "attribute-references")
+		v.Only(obj, p, "name", "description", "default-role-name", "scope-references", "attribute-references")
 		name, _ := obj["name"].(string)
 		switch {
 		case name == "":
-			v.errf(p+".name", "is required")
+			v.Errf(p+".name", "is required")
 		case len(name) > MaxNameLen || !reRoleTemplate.MatchString(name):
-			v.errf(p+".name", "%q must be at most %d letters, digits or . _ -", name, MaxNameLen)
+			v.Errf(p+".name", "%q must be at most %d letters, digits or . _ -", name, MaxNameLen)
 		}
 		if names[name] && name != "" {
-			v.relf(p+".name", "duplicate role template %q", name)
+			v.Relf(p+".name", "duplicate role template %q", name)
 		}
 		names[name] = true
 		if drn, has := obj["default-role-name"]; has {
 			if s, isStr := drn.(string); !isStr || utf8.RuneCountInString(s) > MaxDefaultRoleName {
-				v.errf(p+".default-role-name", "must be a string of at most %d characters", MaxDefaultRoleName)
+				v.Errf(p+".default-role-name", "must be a string of at most %d characters", MaxDefaultRoleName)
 			}
 		}
 		refs, _ := v.array(obj, "scope-references", p+".scope-references")
@@ -148,11 +148,11 @@ func (v *validator) roleTemplates(d map[string]any, scopes, attrs map[string]boo
 			switch {
 			case strings.HasPrefix(s, "$XSAPPNAME."):
 				if !scopes[s] {
-					v.relf(rp, "references scope %q, which is not defined in scopes", s)
+					v.Relf(rp, "references scope %q, which is not defined in scopes", s)
 				}
 			case reForeignScope.MatchString(s), s == "uaa.user":
 			default:
-				v.errf(rp, "%s is neither a scope defined in scopes nor a foreign scope reference", jsonText(r))
+				v.Errf(rp, "%s is neither a scope defined in scopes nor a foreign scope reference", Text(r))
 			}
 		}
 		arefs, _ := v.array(obj, "attribute-references", p+".attribute-references")
@@ -163,19 +163,19 @@ func (v *validator) roleTemplates(d map[string]any, scopes, attrs map[string]boo
 			case string:
 				an = x
 			case map[string]any:
-				v.onlyFields(x, rp, "name", "default-values", "value-required")
+				v.Only(x, rp, "name", "default-values", "value-required")
 				an, _ = x["name"].(string)
 				if dv, has := x["default-values"]; has {
 					if _, isArr := dv.([]any); !isArr {
-						v.errf(rp+".default-values", "must be an array")
+						v.Errf(rp+".default-values", "must be an array")
 					}
 				}
 			default:
-				v.errf(rp, "must be an attribute name or an object with name")
+				v.Errf(rp, "must be an attribute name or an object with name")
 				continue
 			}
 			if !attrs[an] {
-				v.relf(rp, "references attribute %q, which is not defined in attributes", an)
+				v.Relf(rp, "references attribute %q, which is not defined in attributes", an)
 			}
 		}
 	}
@@ -188,37 +188,37 @@ func (v *validator) roleCollections(d map[string]any, roleTemplates map[string]b
 		return
 	}
 	if len(items) > MaxRoleCollections {
-		v.errf("$.role-collections", "has %d role collections, at most %d are allowed", len(items), MaxRoleCollections)
+		v.Errf("$.role-collections", "has %d role collections, at most %d are allowed", len(items), MaxRoleCollections)
 	}
 	seen := map[string]bool{}
 	for i, it := range items {
 		p := fmt.Sprintf("$.role-collections[%d]", i)
 		obj, ok := it.(map[string]any)
 		if !ok {
-			v.errf(p, "must be an object")
+			v.Errf(p, "must be an object")
 			continue
 		}
-		v.onlyFields(obj, p, "name", "description", "role-template-references")
+		v.Only(obj, p, "name", "description", "role-template-references")
 		name, _ := obj["name"].(string)
 		switch {
 		case name == "":
-			v.errf(p+".name", "is required")
+			v.Errf(p+".name", "is required")
 		case utf8.RuneCountInString(name) > MaxNameLen:
-			v.errf(p+".name", "%q is longer than %d characters", name, MaxNameLen)
+			v.Errf(p+".name", "%q is longer than %d characters", name, MaxNameLen)
 		}
 		if seen[name] && name != "" {
-			v.relf(p+".name", "duplicate role collection %q", name)
+			v.Relf(p+".name", "duplicate role collection %q", name)
 		}
 		seen[name] = true
 		if desc, has := obj["description"]; has {
 			if s, isStr := desc.(string); !isStr || utf8.RuneCountInString(s) > MaxDescription {
-				v.errf(p+".description", "must be a string of at most %d characters", MaxDescription)
+				v.Errf(p+".description", "must be a string of at most %d characters", MaxDescription)
 			}
 		}
 		refs, has := v.array(obj, "role-template-references", p+".role-template-references")
 		if !has {
 			if _, present := obj["role-template-references"]; !present {
-				v.errf(p+".role-template-references", "is required")
+				v.Errf(p+".role-template-references", "is required")
 			}
 			continue
 		}
@@ -228,9 +228,9 @@ func (v *validator) roleCollections(d map[string]any, roleTemplates map[string]b
 			m := reRoleTmplRef.FindStringSubmatch(s)
 			switch {
 			case m == nil:
-				v.errf(rp, "%s is not of the form $XSAPPNAME.<role-template>", jsonText(r))
+				v.Errf(rp, "%s is not of the form $XSAPPNAME.<role-template>", Text(r))
 			case m[1] == "" && !roleTemplates[m[2]]:
-				v.relf(rp, "references role template %q, which is not defined in role-templates", m[2])
+				v.Relf(rp, "references role template %q, which is not defined in role-templates", m[2])
 			}
 		}
 	}
@@ -244,7 +244,7 @@ func (v *validator) refList(d map[string]any, field, accept string, max int) {
 		return
 	}
 	if len(items) > max {
-		v.errf(p, "has %d entries, at most %d are allowed", len(items), max)
+		v.Errf(p, "has %d entries, at most %d are allowed", len(items), max)
 	}
 	for i, it := range items {
 		s, _ := it.(string)
@@ -256,16 +256,16 @@ func (v *validator) refList(d map[string]any, field, accept string, max int) {
 		if m == nil {
 			if _, isStr := it.(string); !isStr || strings.HasPrefix(s, "$XSAPPNAME(") {
 				// not a string, or a malformed reference: certain
-				v.errf(ip, "%s is not %s or of the form $XSAPPNAME(application,<xsappname>).<scope>", jsonText(it), accept)
+				v.Errf(ip, "%s is not %s or of the form $XSAPPNAME(application,<xsappname>).<scope>", Text(it), accept)
 				continue
 			}
 			// the real broker accepts more than the documented forms
 			// (["user_attributes"] was recorded as accepted): warn
-			v.warnf(ip, "%s is not %s or of the form $XSAPPNAME(application,<xsappname>).<scope>", jsonText(it), accept)
+			v.Warnf(ip, "%s is not %s or of the form $XSAPPNAME(application,<xsappname>).<scope>", Text(it), accept)
 			continue
 		}
 		if m[1] != "application" {
-			v.errf(ip, "%q refers to plan %q; only application is allowed", s, m[1])
+			v.Errf(ip, "%q refers to plan %q; only application is allowed", s, m[1])
 		}
 	}
 }
@@ -278,12 +278,12 @@ func (v *validator) oauth2(d map[string]any) {
 	p := "$.oauth2-configuration"
 	obj, isObj := raw.(map[string]any)
 	if !isObj {
-		v.errf(p, "must be an object")
+		v.Errf(p, "must be an object")
 		return
 	}
 	for _, k := range slices.Sorted(maps.Keys(obj)) {
 		if !oauth2Fields[k] {
-			v.errf(p+"."+k, "unrecognized field %q", k)
+			v.Errf(p+"."+k, "unrecognized field %q", k)
 		}
 	}
 	v.intRange(obj, "token-validity", p, MinTokenValidity, MaxTokenValidity)
@@ -294,26 +294,26 @@ func (v *validator) oauth2(d map[string]any) {
 			up := fmt.Sprintf("%s.redirect-uris[%d]", p, i)
 			switch {
 			case s == "":
-				v.errf(up, "must be a non-empty string")
+				v.Errf(up, "must be a non-empty string")
 			case !strings.Contains(s, "://"):
-				v.errf(up, "%q is not an absolute URI", s)
+				v.Errf(up, "%q is not an absolute URI", s)
 			case strings.Contains(s, "://*/") || strings.HasSuffix(s, "://*") || strings.HasPrefix(s, "*"):
-				v.warnf(up, "%q accepts any host; restrict it to your landscape's domain", s)
+				v.Warnf(up, "%q accepts any host; restrict it to your landscape's domain", s)
 			case strings.Contains(s, "*"):
-				v.warnf(up, "%q contains a wildcard; make sure it cannot match hosts you do not control", s)
+				v.Warnf(up, "%q contains a wildcard; make sure it cannot match hosts you do not control", s)
 			}
 		}
 	}
 	if cts, ok := v.array(obj, "credential-types", p+".credential-types"); ok {
 		if len(cts) == 0 {
-			v.errf(p+".credential-types", "must list at least one credential type")
+			v.Errf(p+".credential-types", "must list at least one credential type")
 		}
 		for i, c := range cts {
 			s, _ := c.(string)
 			if !slices.Contains(credentialTypes, s) {
-				v.errf(fmt.Sprintf("%s.credential-types[%d]", p, i), "%s is not one of binding-secret, x509, instance-secret", jsonText(c))
+				v.Errf(fmt.Sprintf("%s.credential-types[%d]", p, i), "%s is not one of binding-secret, x509, instance-secret", Text(c))
 			} else if s == "instance-secret" {
-				v.warnf(fmt.Sprintf("%s.credential-types[%d]", p, i), "instance-secret is deprecated and refused for new keys")
+				v.Warnf(fmt.Sprintf("%s.credential-types[%d]", p, i), "instance-secret is deprecated and refused for new keys")
 			}
 		}
 	}
@@ -333,18 +333,18 @@ func (v *validator) intRange(obj map[string]any, field, parent string, lo, hi in
 		}
 	}
 	if !isNum {
-		v.errf(p, "must be a number of seconds")
+		v.Errf(p, "must be a number of seconds")
 		return
 	}
 	// a whole number, however written (3600, 3600.0, 36e2), as JSON
 	// Schema's integer and the broker's JSON parser take it
 	f, err := n.Float64()
 	if err != nil || f != math.Trunc(f) {
-		v.errf(p, "%s is not a whole number of seconds", n)
+		v.Errf(p, "%s is not a whole number of seconds", n)
 		return
 	}
 	if f < float64(lo) || f > float64(hi) {
-		v.errf(p, "%s is outside the allowed range %d..%d seconds", n, lo, hi)
+		v.Errf(p, "%s is outside the allowed range %d..%d seconds", n, lo, hi)
 	}
 }
 
@@ -354,9 +354,9 @@ func (v *validator) array(obj map[string]any, field, p string) ([]any, bool) {
 	if ok && raw == nil {
 		// the broker rejects these as null, after the instance exists
 		if nullRefused[field] {
-			v.errf(p, "must be an array, not null (the broker rejects null here)")
+			v.Errf(p, "must be an array, not null (the broker rejects null here)")
 		} else {
-			v.warnf(p, "is null; leave the field out instead")
+			v.Warnf(p, "is null; leave the field out instead")
 		}
 		return nil, false
 	}
@@ -365,18 +365,10 @@ func (v *validator) array(obj map[string]any, field, p string) ([]any, bool) {
 	}
 	arr, isArr := raw.([]any)
 	if !isArr {
-		v.errf(p, "must be an array")
+		v.Errf(p, "must be an array")
 		return nil, false
 	}
 	return arr, true
-}
-
-func (v *validator) onlyFields(obj map[string]any, p string, allowed ...string) {
-	for _, k := range slices.Sorted(maps.Keys(obj)) {
-		if !slices.Contains(allowed, k) {
-			v.errf(p+"."+k, "unrecognized field %q", k)
-		}
-	}
 }
 
 // nullRefused are the arrays the broker rejects as null.

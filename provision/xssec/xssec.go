@@ -15,7 +15,6 @@ import (
 	"maps"
 	"regexp"
 	"slices"
-	"sort"
 	"strings"
 )
 
@@ -238,29 +237,15 @@ func ValidateJSON(raw []byte) Problems {
 func Validate(d map[string]any) Problems {
 	v := &validator{}
 	v.run(d)
-	sort.SliceStable(v.ps, func(i, j int) bool { return v.ps[i].Path < v.ps[j].Path })
-	return v.ps
+	return v.Sorted()
 }
 
-type validator struct{ ps Problems }
-
-func (v *validator) errf(path, format string, args ...any) {
-	v.ps = append(v.ps, Problem{Severity: Error, Path: path, Message: fmt.Sprintf(format, args...)})
-}
-
-// relf is an error between fields (see Problem.Relational).
-func (v *validator) relf(path, format string, args ...any) {
-	v.ps = append(v.ps, Problem{Severity: Error, Path: path, Message: fmt.Sprintf(format, args...), Relational: true})
-}
-
-func (v *validator) warnf(path, format string, args ...any) {
-	v.ps = append(v.ps, Problem{Severity: Warning, Path: path, Message: fmt.Sprintf(format, args...)})
-}
+type validator struct{ Checker }
 
 func (v *validator) run(d map[string]any) {
 	for _, k := range slices.Sorted(maps.Keys(d)) {
 		if !topLevel[k] {
-			v.errf("$."+k, "unrecognized field %q", k)
+			v.Errf("$."+k, "unrecognized field %q", k)
 		}
 	}
 	// xsappname
@@ -268,26 +253,26 @@ func (v *validator) run(d map[string]any) {
 		s, isStr := raw.(string)
 		switch {
 		case !isStr:
-			v.errf("$.xsappname", "must be a string")
+			v.Errf("$.xsappname", "must be a string")
 		case s == "":
-			v.errf("$.xsappname", "must not be empty")
+			v.Errf("$.xsappname", "must not be empty")
 		case len(s) > MaxXSAppName:
-			v.errf("$.xsappname", "is %d characters long, at most %d are allowed", len(s), MaxXSAppName)
+			v.Errf("$.xsappname", "is %d characters long, at most %d are allowed", len(s), MaxXSAppName)
 		case !reXSAppName.MatchString(s):
-			v.errf("$.xsappname", "%q contains characters other than letters, digits, '_', '-', '/' and '\\'", s)
+			v.Errf("$.xsappname", "%q contains characters other than letters, digits, '_', '-', '/' and '\\'", s)
 		}
 	} else {
-		v.errf("$.xsappname", "is required")
+		v.Errf("$.xsappname", "is required")
 	}
 	if raw, ok := d["tenant-mode"]; ok {
 		s, _ := raw.(string)
 		if !slices.Contains(tenantModes, s) {
-			v.errf("$.tenant-mode", "%s is not one of dedicated, shared, external", jsonText(raw))
+			v.Errf("$.tenant-mode", "%s is not one of dedicated, shared, external", Text(raw))
 		}
 	}
 	if raw, ok := d["description"]; ok {
 		if _, isStr := raw.(string); !isStr {
-			v.errf("$.description", "must be a string")
+			v.Errf("$.description", "must be a string")
 		}
 	}
 	scopes := v.scopes(d)
@@ -298,23 +283,15 @@ func (v *validator) run(d map[string]any) {
 	v.refList(d, "authorities", "$ACCEPT_GRANTED_AUTHORITIES", MaxGrantedScopes)
 	if raw, ok := d["authorities-inheritance"]; ok {
 		if _, isBool := raw.(bool); !isBool {
-			v.errf("$.authorities-inheritance", "must be true or false")
+			v.Errf("$.authorities-inheritance", "must be true or false")
 		}
 	}
 	if raw, ok := d["xsenableasyncservice"]; ok {
 		if s, isStr := raw.(string); !isStr || (s != "true" && s != "false") {
-			v.errf("$.xsenableasyncservice", `must be "true" or "false"`)
+			v.Errf("$.xsenableasyncservice", `must be "true" or "false"`)
 		}
 	}
 	v.oauth2(d)
-}
-
-func jsonText(v any) string {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Sprint(v)
-	}
-	return string(b)
 }
 
 // Field returns a string field of a descriptor ("" when absent).

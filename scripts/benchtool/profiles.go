@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/xsprov/xsprov/provision/cfsim"
 )
 
 // profile is a broker timing the waiting is measured on.
@@ -31,14 +33,7 @@ var allProfiles = []profile{
 	{"async60", "asynchronous broker, 60 s, CC polls every 60 s", "async=true&cc_poll_interval=60s&worker_delay=500ms", 60 * time.Second, 2 * time.Second, 0.5},
 }
 
-type jobStat struct {
-	Name      string     `json:"name"`
-	Operation string     `json:"operation"`
-	Created   time.Time  `json:"created_at"`
-	Ended     *time.Time `json:"ended_at"`
-	Seen      *time.Time `json:"seen_at"`
-	Checks    int        `json:"checks"`
-}
+type jobStat = cfsim.JobStat
 
 // waitCost sums what waiting cost one tool: job requests and lateness per
 // operation.
