@@ -181,14 +181,9 @@ func (v *checker) run(d map[string]any) {
 }
 
 func (v *checker) oauth2(d map[string]any) {
-	raw, ok := d["oauth2-configuration"]
-	if !ok {
-		return
-	}
 	p := "$.oauth2-configuration"
-	obj, isObj := raw.(map[string]any)
-	if !isObj {
-		v.Errf(p, "must be an object")
+	obj, ok := v.Object(d, "oauth2-configuration", p)
+	if !ok {
 		return
 	}
 	v.Only(obj, p, append(slices.Clone(uriLists), "public-client", "grant-types", "token-policy")...)

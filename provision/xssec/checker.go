@@ -39,6 +39,20 @@ func (c *Checker) Only(obj map[string]any, p string, allowed ...string) {
 	}
 }
 
+// Object returns d[field] as an object; false when it is absent, and an
+// error at p when it is not an object.
+func (c *Checker) Object(d map[string]any, field, p string) (map[string]any, bool) {
+	raw, ok := d[field]
+	if !ok {
+		return nil, false
+	}
+	obj, isObj := raw.(map[string]any)
+	if !isObj {
+		c.Errf(p, "must be an object")
+	}
+	return obj, isObj
+}
+
 // Enum refuses obj[field] (at parent.field) when it is present and not one
 // of allowed.
 func (c *Checker) Enum(obj map[string]any, field, parent string, allowed ...string) {

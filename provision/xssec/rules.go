@@ -271,21 +271,12 @@ func (v *validator) refList(d map[string]any, field, accept string, max int) {
 }
 
 func (v *validator) oauth2(d map[string]any) {
-	raw, ok := d["oauth2-configuration"]
+	p := "$.oauth2-configuration"
+	obj, ok := v.Object(d, "oauth2-configuration", p)
 	if !ok {
 		return
 	}
-	p := "$.oauth2-configuration"
-	obj, isObj := raw.(map[string]any)
-	if !isObj {
-		v.Errf(p, "must be an object")
-		return
-	}
-	for _, k := range slices.Sorted(maps.Keys(obj)) {
-		if !oauth2Fields[k] {
-			v.Errf(p+"."+k, "unrecognized field %q", k)
-		}
-	}
+	v.Only(obj, p, slices.Collect(maps.Keys(oauth2Fields))...)
 	v.intRange(obj, "token-validity", p, MinTokenValidity, MaxTokenValidity)
 	v.intRange(obj, "refresh-token-validity", p, MinTokenValidity, MaxRefreshValidity)
 	if uris, ok := v.array(obj, "redirect-uris", p+".redirect-uris"); ok {
