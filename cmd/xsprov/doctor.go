@@ -121,7 +121,12 @@ func doctorRun(ctx context.Context, f *Factory, o *DoctorOptions) error {
 	}
 	hc := cfapi.NewHTTPClient(tokenOpts)
 	hc.Timeout = 10 * time.Second
-	checks = append(checks, doctor.Landscape(ctx, c.sess, doctor.Request{Org: s.org, Space: s.space, Offering: o.Offering, Plan: o.Plan, Broker: o.Broker, TokenHTTP: hc})...)
+	for _, ch := range doctor.Landscape(ctx, c.sess, doctor.Request{Org: s.org, Space: s.space, Offering: o.Offering, Plan: o.Plan, Broker: o.Broker, TokenHTTP: hc}) {
+		if ch.Remedy.Action != remedy.None || ch.Remedy.Note != "" {
+			ch.Hint = hintText(ch.Remedy)
+		}
+		checks = append(checks, ch)
+	}
 	return report()
 }
 

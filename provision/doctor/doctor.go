@@ -14,6 +14,7 @@ import (
 	"github.com/cloudfoundry/go-cfclient/v3/resource"
 
 	"github.com/xsprov/xsprov/provision/cfapi"
+	"github.com/xsprov/xsprov/provision/remedy"
 )
 
 // Status of a check.
@@ -32,7 +33,10 @@ type Check struct {
 	Name   string `json:"name"`
 	Status Status `json:"status"`
 	Detail string `json:"detail"`
-	Hint   string `json:"hint,omitempty"`
+	// Remedy is what to do about a failure, as data; Hint is its wording,
+	// which the face fills in.
+	Remedy remedy.Remedy `json:"-"`
+	Hint   string        `json:"hint,omitempty"`
 }
 
 // Request names what a first `up` would use.
@@ -49,7 +53,7 @@ func Landscape(ctx context.Context, s *cfapi.Session, req Request) []Check {
 	add := func(c Check) { out = append(out, c) }
 	t, err := s.ResolveTarget(ctx, req.Org, req.Space)
 	if err != nil {
-		add(Check{Name: "org and space", Status: Fail, Detail: err.Error(), Hint: "check --org/--space (or CF_ORG/CF_SPACE, or 'cf target')"})
+		add(Check{Name: "org and space", Status: Fail, Detail: err.Error(), Remedy: remedyOr(err, remedy.Remedy{Action: remedy.SetTarget})})
 		add(Check{Name: "roles", Status: Skip, Detail: "needs the space"})
 		add(Check{Name: "offering and plan", Status: Skip, Detail: "needs the space"})
 		add(Check{Name: "parameters readable", Status: Skip, Detail: "needs the offering"})
@@ -60,7 +64,9 @@ func Landscape(ctx context.Context, s *cfapi.Session, req Request) []Check {
 	add(roles(ctx, s, t))
 	plan, err := s.ResolvePlan(ctx, t, req.Offering, req.Plan, req.Broker)
 	if err != nil {
-		add(Check{Name: "offering and plan", Status: Fail, Detail: err.Error(), Hint: "the subaccount needs an entitlement for " + req.Offering + " " + req.Plan + " (SAP BTP cockpit: Entitlements), or name another --plan"})
+		r := remedyOr(err, remedy.Remedy{Action: remedy.CheckOffering})
+		r.Note = "the subaccount needs an entitlement for " + req.Offering + " " + req.Plan + " (SAP BTP cockpit: Entitlements)"
+		add(Check{Name: "offering and plan", Status: Fail, Detail: err.Error(), Remedy: r})
 		add(Check{Name: "parameters readable", Status: Skip, Detail: "needs the offering"})
 	} else {
 		add(Check{Name: "offering and plan", Status: OK, Detail: fmt.Sprintf("%s %s is visible in the space", plan.OfferingName, plan.Name)})
@@ -80,7 +86,7 @@ func roles(ctx context.Context, s *cfapi.Session, t cfapi.Target) Check {
 	}
 	if !slices.Contains(id.Scopes, "cloud_controller.write") {
 		c.Status, c.Detail = Fail, "the token has no cloud_controller.write scope: it can only read"
-		c.Hint = "use a user or client with cloud_controller.write"
+		c.Remedy = remedy.Remedy{Action: remedy.RequestRole, Note: "a user or client with cloud_controller.write is needed"}
 		return c
 	}
 	opts := client.NewRoleListOptions()
@@ -107,7 +113,7 @@ func roles(ctx context.Context, s *cfapi.Session, t cfapi.Target) Check {
 	}
 	who := cmpOr(id.UserName, id.ClientID, "this user")
 	c.Status, c.Detail = Fail, who+" is not a SpaceDeveloper of space "+t.SpaceName+": creating service instances will be refused (403)"
-	c.Hint = "ask a space manager: cf set-space-role " + who + " " + t.OrgName + " " + t.SpaceName + " SpaceDeveloper"
+	c.Remedy = remedy.Remedy{Action: remedy.RequestRole, Note: "a space manager of " + t.SpaceName + " can give " + who + " the role SpaceDeveloper"}
 	return c
 }
 
@@ -178,10 +184,9 @@ func reach(ctx context.Context, hc *http.Client, u, whose string) Check {
 	resp, err := hc.Do(req)
 	if err != nil {
 		c.Status, c.Detail = Fail, "cannot reach "+u+" ("+whose+"): "+err.Error()
+		c.Remedy = remedy.Remedy{Action: remedy.CheckTokenURL}
 		if cfapi.IsUntrustedCert(err) {
-			c.Hint = "trust its CA with --cacert FILE, or --skip-ssl-validation (labs only)"
-		} else {
-			c.Hint = "check the network path from here to the XSUAA host (proxy, firewall)"
+			c.Remedy = remedy.Remedy{Action: remedy.TrustCA}
 		}
 		return c
 	}
@@ -192,6 +197,14 @@ func reach(ctx context.Context, hc *http.Client, u, whose string) Check {
 	}
 	c.Status, c.Detail = OK, u+" answers ("+whose+")"
 	return c
+}
+
+// remedyOr is the error's remedy, else def.
+func remedyOr(err error, def remedy.Remedy) remedy.Remedy {
+	if r, ok := remedy.Of(err); ok {
+		return r
+	}
+	return def
 }
 
 func cmpOr(vs ...string) string {
