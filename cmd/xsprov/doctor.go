@@ -34,7 +34,7 @@ func newDoctorCmd(f *Factory, runF func(context.Context, *DoctorOptions) error) 
 API is reachable and its TLS certificate trusted, a login method was found and
 works, the org and space exist, the user may create service instances there
 (SpaceDeveloper), the offering and plan are visible (entitlement), whether the
-broker returns parameters for drift checks, and that the XSUAA token endpoint
+broker returns parameters for drift checks, and that the token endpoint (XSUAA or IAS)
 of an existing key answers. Writes nothing.
 
 Exits 0 when every check passes (notes do not fail), 1 otherwise.`,

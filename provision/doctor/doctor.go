@@ -1,6 +1,6 @@
 // Package doctor checks, without writing anything, what a first `up` in a
 // space needs from a landscape: the target, the roles, the offering and
-// plan, whether parameters can be read back, and an XSUAA token endpoint.
+// plan, whether parameters can be read back, and a key's token endpoint.
 package doctor
 
 import (
@@ -14,6 +14,7 @@ import (
 	"github.com/cloudfoundry/go-cfclient/v3/resource"
 
 	"github.com/xsprov/xsprov/provision/cfapi"
+	"github.com/xsprov/xsprov/provision/offering"
 	"github.com/xsprov/xsprov/provision/remedy"
 )
 
@@ -42,7 +43,7 @@ type Check struct {
 // Request names what a first `up` would use.
 type Request struct {
 	Org, Space, Offering, Plan, Broker string
-	// TokenHTTP reaches XSUAA token endpoints (TLS settings, guard).
+	// TokenHTTP reaches token endpoints (TLS settings, guard).
 	TokenHTTP *http.Client
 }
 
@@ -57,7 +58,7 @@ func Landscape(ctx context.Context, s *cfapi.Session, req Request) []Check {
 		add(Check{Name: "roles", Status: Skip, Detail: "needs the space"})
 		add(Check{Name: "offering and plan", Status: Skip, Detail: "needs the space"})
 		add(Check{Name: "parameters readable", Status: Skip, Detail: "needs the offering"})
-		add(Check{Name: "XSUAA token endpoint", Status: Skip, Detail: "needs the space"})
+		add(Check{Name: "token endpoint", Status: Skip, Detail: "needs the space"})
 		return out
 	}
 	add(Check{Name: "org and space", Status: OK, Detail: "org " + t.OrgName + " / space " + t.SpaceName})
@@ -135,10 +136,10 @@ func readable(ctx context.Context, s *cfapi.Session, plan cfapi.Plan) Check {
 	return c
 }
 
-// tokenEndpoint reaches the XSUAA token endpoint of an existing key (its
+// tokenEndpoint reaches the token endpoint of an existing key (its
 // public token_keys; no secret is sent).
 func tokenEndpoint(ctx context.Context, s *cfapi.Session, t cfapi.Target, hc *http.Client) Check {
-	c := Check{Name: "XSUAA token endpoint"}
+	c := Check{Name: "token endpoint"}
 	insts, err := s.CF.ServiceInstances.ListAll(ctx, &client.ServiceInstanceListOptions{ListOptions: &client.ListOptions{PerPage: 50},
 		SpaceGUIDs: client.Filter{Values: []string{t.SpaceGUID}}, Type: "managed"})
 	if err != nil || len(insts) == 0 {
@@ -167,7 +168,10 @@ func tokenEndpoint(ctx context.Context, s *cfapi.Session, t cfapi.Target, hc *ht
 			if u == "" {
 				continue
 			}
-			return reach(ctx, hc, strings.TrimRight(u, "/")+"/token_keys", "key "+cfapi.KeyName(k, "")+" of "+i.Name)
+			// the signing keys beside the token endpoint (XSUAA's
+			// /token_keys, IAS's /oauth2/certs)
+			keys := offering.OfCredentials(det.Credentials).KeysPath
+			return reach(ctx, hc, strings.TrimRight(u, "/")+keys, "key "+cfapi.KeyName(k, "")+" of "+i.Name)
 		}
 	}
 	c.Status, c.Detail = Skip, "no key with a url in the space yet"
@@ -175,7 +179,7 @@ func tokenEndpoint(ctx context.Context, s *cfapi.Session, t cfapi.Target, hc *ht
 }
 
 func reach(ctx context.Context, hc *http.Client, u, whose string) Check {
-	c := Check{Name: "XSUAA token endpoint"}
+	c := Check{Name: "token endpoint"}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		c.Status, c.Detail = Fail, err.Error()
