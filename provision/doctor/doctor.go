@@ -137,7 +137,7 @@ func readable(ctx context.Context, s *cfapi.Session, plan cfapi.Plan) Check {
 }
 
 // tokenEndpoint reaches the token endpoint of an existing key (its
-// public token_keys; no secret is sent).
+// public signing keys; no secret is sent).
 func tokenEndpoint(ctx context.Context, s *cfapi.Session, t cfapi.Target, hc *http.Client) Check {
 	c := Check{Name: "token endpoint"}
 	insts, err := s.CF.ServiceInstances.ListAll(ctx, &client.ServiceInstanceListOptions{ListOptions: &client.ListOptions{PerPage: 50},
