@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 
@@ -13,7 +12,6 @@ import (
 
 	"github.com/xsprov/xsprov/provision"
 	"github.com/xsprov/xsprov/provision/cfapi"
-	"github.com/xsprov/xsprov/provision/credfile"
 	"github.com/xsprov/xsprov/provision/remedy"
 	"github.com/xsprov/xsprov/provision/spec"
 	"github.com/xsprov/xsprov/provision/xssec"
@@ -354,45 +352,6 @@ func (w *Runner) planInstance(ctx context.Context, st *planState, in *spec.Insta
 
 // planReaders is the most workers a plan reads with.
 const planReaders = 8
-
-// fileAction is writing a file: an update when it exists, else a create.
-func fileAction(path string) Action {
-	if fileExists(path) {
-		return ActUpdate
-	}
-	return ActCreate
-}
-
-func fileExists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
-}
-
-// fileDiffers compares a key's credentials file with what would be written.
-// It returns the credentials it read, so that apply need not read them again.
-func (w *Runner) fileDiffers(ctx context.Context, k *resource.ServiceCredentialBinding, sk *spec.Key, in *spec.Instance) (bool, string, map[string]any) {
-	prev, err := os.ReadFile(sk.Out)
-	if err != nil {
-		return true, "the file is missing", nil
-	}
-	det, err := w.s.CF.ServiceCredentialBindings.GetDetails(ctx, k.GUID)
-	if err != nil {
-		return true, "the key's credentials cannot be read: " + err.Error(), nil
-	}
-	out := specOutput(sk, in)
-	want, err := credfile.Render(det.Credentials, out)
-	if err == nil && credfile.Shared(out.Format) {
-		want, err = credfile.Merge(prev, want, out)
-	}
-	if err != nil || string(want) != string(prev) {
-		return true, "the file differs from the key's credentials", det.Credentials
-	}
-	return false, "", nil
-}
-
-func specOutput(k *spec.Key, in *spec.Instance) credfile.Output {
-	return credfile.Output{Path: k.Out, Format: k.Format, EnvPrefix: k.EnvPrefix, Instance: in.Name, Offering: in.Offering, Plan: in.Plan}
-}
 
 func (w *Runner) planPrune(ctx context.Context, st *planState) ([]*Change, error) {
 	opts := client.NewServiceInstanceListOptions()
