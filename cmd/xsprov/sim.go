@@ -295,6 +295,9 @@ func simRun(ctx context.Context, f *Factory, o *SimOptions) error {
 		fmt.Fprintf(w, "  client:  %s / %s   (CF_CLIENT_ID=%s CF_CLIENT_SECRET=%s)\n", clientID, clientSecret, clientID, clientSecret)
 	}
 	fmt.Fprintf(w, "  target:  org %s, space %s\n", org, space)
+	if p, err := cfsim.LookupProfile(o.Profile); err == nil {
+		fmt.Fprintf(w, "  timing:  %s: %s (--profile)\n", p.Name, p.Summary)
+	}
 	if certBase != "" {
 		fmt.Fprintf(w, "  mTLS:    %s (certurl of x509 keys; CA at %s/_sim/ca.pem)\n", certBase, url)
 	}
