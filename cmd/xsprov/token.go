@@ -188,15 +188,15 @@ func tokenRun(ctx context.Context, f *Factory, o *TokenOptions) error {
 			tlsOpts.RootCAs = f.simCA
 		}
 	}
+	if o.Exchange != "" && offering.OfCredentials(creds).Name != offering.Identity.Name {
+		return cfapi.Usagef("--exchange trades an IAS token for an XSUAA one: the credentials given are not an IAS key's (offering identity)")
+	}
 	xopts := xsuaa.Options{TLS: tlsOpts, Wrap: wrap, Now: f.now, CheckURL: urlCheck(o.Target.AllowInsecure)}
 	tok, err := xsuaa.FetchToken(ctx, xsuaa.TokenRequest{Creds: creds, Grant: o.Grant, Username: o.Username, Password: password, Scopes: o.Scopes}, xopts)
 	if err != nil {
 		return err
 	}
 	if o.Exchange != "" {
-		if offering.OfCredentials(creds).Name != offering.Identity.Name {
-			return cfapi.Usagef("--exchange trades an IAS token for an XSUAA one: the credentials given are not an IAS key's (offering identity)")
-		}
 		f.mask([]string{tok.AccessToken})
 		xs, err := f.exchangeCreds(ctx, o)
 		if err != nil {
