@@ -69,21 +69,32 @@ func TestReporterColoursAndWaiting(t *testing.T) {
 			}
 		})
 	}
+	// waitFor polls b for want (a loaded machine schedules the ticker late;
+	// no fixed sleep decides)
+	waitFor := func(b *syncBuffer, want string) bool {
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if strings.Contains(b.String(), want) {
+				return true
+			}
+		}
+		return false
+	}
 	var b syncBuffer
 	r := newReporter(&IOStreams{ErrOut: &b}, env())
 	r.heartbeat = 20 * time.Millisecond
 	r.Step("Creating service instance slow")
-	time.Sleep(70 * time.Millisecond)
-	r.Done()
-	if !strings.Contains(b.String(), "Still waiting: Creating service instance slow") {
+	if !waitFor(&b, "Still waiting: Creating service instance slow") {
 		t.Errorf("no heartbeat off a terminal:\n%s", b.String())
 	}
+	r.Done()
 	var tb syncBuffer
 	r = newReporter(&IOStreams{ErrOut: &tb, stderrTTY: true}, env("NO_COLOR", "1"))
 	r.Step("Creating service instance slow")
-	time.Sleep(1100 * time.Millisecond)
-	r.Done()
-	if !strings.Contains(tb.String(), "\rWaiting for the operation to complete... 1s") && !strings.Contains(tb.String(), "Waiting for the operation to complete... 1s") {
+	if !waitFor(&tb, "\r\x1b[KWaiting for the operation to complete... ") {
 		t.Errorf("no live line on a terminal: %q", tb.String())
+	}
+	r.Done()
+	if !strings.HasSuffix(tb.String(), "\r\x1b[KOK") && !strings.Contains(tb.String(), "\r\x1b[KOK (") {
+		t.Errorf("the live line is not cleared before OK: %q", tb.String())
 	}
 }
