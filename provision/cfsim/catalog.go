@@ -22,9 +22,8 @@ func (s *Sim) listOrgs(req *request) {
 func (s *Sim) getOrg(req *request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	o := s.st.Orgs[req.params[0]]
+	o := or404(req, s.st.Orgs, errNotFound("Organization"))
 	if o == nil {
-		writeError(req.w, errNotFound("Organization"))
 		return
 	}
 	writeJSON(req.w, http.StatusOK, s.renderOrg(req.base, o))
@@ -65,9 +64,8 @@ func orEmptyAny(v []any) []any {
 func (s *Sim) getSpace(req *request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sp := s.st.Spaces[req.params[0]]
+	sp := or404(req, s.st.Spaces, errNotFound("Space"))
 	if sp == nil {
-		writeError(req.w, errNotFound("Space"))
 		return
 	}
 	r := s.renderSpace(req.base, sp)
@@ -120,9 +118,8 @@ func (s *Sim) listOfferings(req *request) {
 func (s *Sim) getOffering(req *request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	o := s.st.Offerings[req.params[0]]
+	o := or404(req, s.st.Offerings, errNotFound("Service offering"))
 	if o == nil {
-		writeError(req.w, errNotFound("Service offering"))
 		return
 	}
 	writeJSON(req.w, http.StatusOK, s.renderOffering(req.base, o))
@@ -208,9 +205,8 @@ func (s *Sim) planUsedBy(p *Plan, insts filter) bool {
 func (s *Sim) getPlan(req *request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p := s.st.Plans[req.params[0]]
+	p := or404(req, s.st.Plans, errNotFound("Service plan"))
 	if p == nil {
-		writeError(req.w, errNotFound("Service plan"))
 		return
 	}
 	r := s.renderPlan(req.base, p)
@@ -238,9 +234,8 @@ func (s *Sim) featureFlag(req *request) {
 func (s *Sim) planVisibility(req *request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p := s.st.Plans[req.params[0]]
+	p := or404(req, s.st.Plans, errNotFound("Service plan"))
 	if p == nil {
-		writeError(req.w, errNotFound("Service plan"))
 		return
 	}
 	if len(p.HiddenIn) == 0 {

@@ -103,14 +103,19 @@ func (s *Sim) fieldsIncluded(q url.Values, insts []*Instance) map[string]any {
 	return inc
 }
 
-// instanceOr404 returns the instance the path names, or answers 404 and
-// returns nil. Callers hold s.mu.
-func (s *Sim) instanceOr404(req *request) *Instance {
-	i := s.st.Instances[req.params[0]]
-	if i == nil {
-		writeError(req.w, errInstanceNotFound())
+// or404 returns the resource the path names, or answers 404 with notFound
+// and returns nil. Callers hold s.mu.
+func or404[T any](req *request, m map[string]*T, notFound *apiError) *T {
+	r := m[req.params[0]]
+	if r == nil {
+		writeError(req.w, notFound)
 	}
-	return i
+	return r
+}
+
+// instanceOr404 is or404 for instances.
+func (s *Sim) instanceOr404(req *request) *Instance {
+	return or404(req, s.st.Instances, errInstanceNotFound())
 }
 
 func (s *Sim) getInstance(req *request) {

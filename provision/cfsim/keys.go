@@ -6,13 +6,7 @@ import (
 )
 
 // keyOr404 is instanceOr404 for keys.
-func (s *Sim) keyOr404(req *request) *Key {
-	k := s.st.Keys[req.params[0]]
-	if k == nil {
-		writeError(req.w, errKeyNotFound())
-	}
-	return k
-}
+func (s *Sim) keyOr404(req *request) *Key { return or404(req, s.st.Keys, errKeyNotFound()) }
 
 func (s *Sim) listKeys(req *request) {
 	q := req.r.URL.Query()

@@ -55,9 +55,8 @@ func (s *Sim) deleteSpace(req *request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.advance()
-	sp := s.st.Spaces[req.params[0]]
+	sp := or404(req, s.st.Spaces, errNotFound("Space"))
 	if sp == nil {
-		writeError(req.w, errNotFound("Space"))
 		return
 	}
 	j := s.newJob("space.delete", "space", sp.GUID, "space", false) // no broker involved
@@ -166,9 +165,8 @@ func (s *Sim) listRoles(req *request) {
 func (s *Sim) getRole(req *request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r := s.st.Roles[req.params[0]]
+	r := or404(req, s.st.Roles, errNotFound("Role"))
 	if r == nil {
-		writeError(req.w, errNotFound("Role"))
 		return
 	}
 	writeJSON(req.w, http.StatusOK, s.renderRole(req.base, r))
