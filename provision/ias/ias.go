@@ -9,10 +9,8 @@
 package ias
 
 import (
-	"encoding/json"
 	"fmt"
 	"maps"
-	"math"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -118,7 +116,7 @@ func (v *checker) run(d map[string]any) {
 		}
 	}
 	v.oauth2(d)
-	if items, ok := v.array(d, "consumed-services", "$.consumed-services"); ok {
+	if items, ok := v.Array(d, "consumed-services", "$.consumed-services"); ok {
 		for i, it := range items {
 			p := fmt.Sprintf("$.consumed-services[%d]", i)
 			obj, isObj := it.(map[string]any)
@@ -148,7 +146,7 @@ func (v *checker) run(d map[string]any) {
 			}
 		}
 	}
-	if items, ok := v.array(d, "provided-apis", "$.provided-apis"); ok {
+	if items, ok := v.Array(d, "provided-apis", "$.provided-apis"); ok {
 		if len(items) > v.l.ProvidedAPIs {
 			v.Errf("$.provided-apis", "has %d entries, at most %d are allowed (as of %s)", len(items), v.l.ProvidedAPIs, v.l.AsOf)
 		}
@@ -188,7 +186,7 @@ func (v *checker) oauth2(d map[string]any) {
 	}
 	v.Only(obj, p, append(slices.Clone(uriLists), "public-client", "grant-types", "token-policy")...)
 	for _, f := range uriLists {
-		items, ok := v.array(obj, f, p+"."+f)
+		items, ok := v.Array(obj, f, p+"."+f)
 		if !ok {
 			continue
 		}
@@ -197,7 +195,7 @@ func (v *checker) oauth2(d map[string]any) {
 		}
 	}
 	v.Bool(obj, "public-client", p)
-	if items, ok := v.array(obj, "grant-types", p+".grant-types"); ok {
+	if items, ok := v.Array(obj, "grant-types", p+".grant-types"); ok {
 		for i, it := range items {
 			if s, _ := it.(string); !slices.Contains(grantTypes, s) {
 				v.Errf(fmt.Sprintf("%s.grant-types[%d]", p, i), "%s is not one of %s", xssec.Text(it), strings.Join(grantTypes, ", "))
@@ -257,44 +255,14 @@ func (v *checker) uri(it any, p string, wildcards bool) {
 }
 
 func (v *checker) intRange(obj map[string]any, field, parent string, lo, hi int64, zeroOK bool) {
-	raw, ok := obj[field]
-	if !ok {
-		return
-	}
 	p := parent + "." + field
-	n, isNum := raw.(json.Number)
-	var f float64
-	var err error
-	switch {
-	case isNum:
-		f, err = n.Float64()
-	default:
-		ff, isFloat := raw.(float64)
-		f, isNum = ff, isFloat
-	}
-	if !isNum || err != nil || f != math.Trunc(f) {
-		v.Errf(p, "must be a whole number")
+	f, n, ok := v.WholeNumber(obj, field, p)
+	if !ok || (zeroOK && f == 0) { // 0 turns refreshing off
 		return
-	}
-	if zeroOK && f == 0 {
-		return // 0 turns refreshing off
 	}
 	if f < float64(lo) || f > float64(hi) {
-		v.Errf(p, "%v is outside the allowed range %d..%d (as of %s)", f, lo, hi, v.l.AsOf)
+		v.Errf(p, "%s is outside the allowed range %d..%d (as of %s)", n, lo, hi, v.l.AsOf)
 	}
-}
-
-func (v *checker) array(obj map[string]any, field, p string) ([]any, bool) {
-	raw, ok := obj[field]
-	if !ok {
-		return nil, false
-	}
-	arr, isArr := raw.([]any)
-	if !isArr {
-		v.Errf(p, "must be an array")
-		return nil, false
-	}
-	return arr, true
 }
 
 // Credential types of identity bindings.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 )
@@ -51,6 +52,47 @@ func (c *Checker) Object(d map[string]any, field, p string) (map[string]any, boo
 		c.Errf(p, "must be an object")
 	}
 	return obj, isObj
+}
+
+// Array returns obj[field] as an array; false when it is absent, and an
+// error at p when it is not an array.
+func (c *Checker) Array(obj map[string]any, field, p string) ([]any, bool) {
+	raw, ok := obj[field]
+	if !ok {
+		return nil, false
+	}
+	arr, isArr := raw.([]any)
+	if !isArr {
+		c.Errf(p, "must be an array")
+	}
+	return arr, isArr
+}
+
+// WholeNumber returns obj[field] as a whole number, however written (3600,
+// 3600.0, 36e2: as JSON Schema's integer and the brokers' JSON parsers take
+// it), with its text; false when it is absent, and an error at p when it is
+// not a whole number.
+func (c *Checker) WholeNumber(obj map[string]any, field, p string) (float64, string, bool) {
+	raw, ok := obj[field]
+	if !ok {
+		return 0, "", false
+	}
+	var n json.Number
+	switch x := raw.(type) {
+	case json.Number:
+		n = x
+	case float64:
+		n = json.Number(fmt.Sprint(x))
+	default:
+		c.Errf(p, "must be a whole number")
+		return 0, "", false
+	}
+	f, err := n.Float64()
+	if err != nil || f != math.Trunc(f) {
+		c.Errf(p, "%s is not a whole number", n)
+		return 0, "", false
+	}
+	return f, n.String(), true
 }
 
 // Enum refuses obj[field] (at parent.field) when it is present and not one

@@ -1,10 +1,8 @@
 package xssec
 
 import (
-	"encoding/json"
 	"fmt"
 	"maps"
-	"math"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -311,30 +309,9 @@ func (v *validator) oauth2(d map[string]any) {
 }
 
 func (v *validator) intRange(obj map[string]any, field, parent string, lo, hi int64) {
-	raw, ok := obj[field]
-	if !ok {
-		return
-	}
 	p := parent + "." + field
-	n, isNum := raw.(json.Number)
-	if !isNum {
-		if f, isFloat := raw.(float64); isFloat {
-			n = json.Number(fmt.Sprint(f))
-			isNum = true
-		}
-	}
-	if !isNum {
-		v.Errf(p, "must be a number of seconds")
-		return
-	}
-	// a whole number, however written (3600, 3600.0, 36e2), as JSON
-	// Schema's integer and the broker's JSON parser take it
-	f, err := n.Float64()
-	if err != nil || f != math.Trunc(f) {
-		v.Errf(p, "%s is not a whole number of seconds", n)
-		return
-	}
-	if f < float64(lo) || f > float64(hi) {
+	f, n, ok := v.WholeNumber(obj, field, p)
+	if ok && (f < float64(lo) || f > float64(hi)) {
 		v.Errf(p, "%s is outside the allowed range %d..%d seconds", n, lo, hi)
 	}
 }
@@ -351,15 +328,7 @@ func (v *validator) array(obj map[string]any, field, p string) ([]any, bool) {
 		}
 		return nil, false
 	}
-	if !ok {
-		return nil, false
-	}
-	arr, isArr := raw.([]any)
-	if !isArr {
-		v.Errf(p, "must be an array")
-		return nil, false
-	}
-	return arr, true
+	return v.Array(obj, field, p)
 }
 
 // nullRefused are the arrays the broker rejects as null.
