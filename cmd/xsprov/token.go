@@ -163,45 +163,58 @@ func tokenRun(ctx context.Context, f *Factory, o *TokenOptions) error {
 	// request included.
 	ctx, cancel := withTimeout(ctx, o.Target.Timeout)
 	defer cancel()
-	var creds map[string]any
 	wrap := cfapi.HTTPOptions{Clock: f.Clock, AllowInsecureHTTP: o.Target.AllowInsecure}.Wrap
-	if o.CredsFile != "" {
-		if creds, err = credfile.ReadCredentials(o.CredsFile); err != nil {
-			return err
+	// instanceCreds reads the current key of an instance of the target,
+	// connecting once however many instances are read (--api sim starts
+	// one simulator).
+	var c *conn
+	var s *settings
+	instanceCreds := func(instance, key string) (map[string]any, error) {
+		if c == nil {
+			var err error
+			if s, err = f.resolve(o.Target); err != nil {
+				return nil, err
+			}
+			if c, err = f.connect(ctx, s); err != nil {
+				return nil, err
+			}
+			wrap = c.httpOpts.Wrap
+			if f.simCA != nil {
+				tlsOpts.RootCAs = f.simCA
+			}
 		}
-	} else {
-		s, err := f.resolve(o.Target)
+		res, err := c.engine(false, nil).Creds(ctx, provision.CredsRequest{Ref: provision.Ref{Org: s.org, Space: s.space, Instance: instance}, Key: key})
 		if err != nil {
-			return err
+			return nil, err
 		}
-		c, err := f.connect(ctx, s)
-		if err != nil {
-			return err
-		}
-		res, err := c.engine(false, nil).Creds(ctx, provision.CredsRequest{Ref: provision.Ref{Org: s.org, Space: s.space, Instance: o.Instance}, Key: o.Key})
-		if err != nil {
-			return err
-		}
-		creds = res.Credentials()
-		wrap = c.httpOpts.Wrap
-		if f.simCA != nil {
-			tlsOpts.RootCAs = f.simCA
-		}
+		return res.Credentials(), nil
 	}
-	if o.Exchange != "" && offering.OfCredentials(creds).Name != offering.Identity.Name {
-		return cfapi.Usagef("--exchange trades an IAS token for an XSUAA one: the credentials given are not an IAS key's (offering identity)")
+	var creds map[string]any
+	if o.CredsFile != "" {
+		creds, err = credfile.ReadCredentials(o.CredsFile)
+	} else {
+		creds, err = instanceCreds(o.Instance, o.Key)
+	}
+	if err != nil {
+		return err
+	}
+	// the credentials to exchange with, before any token request
+	var xs map[string]any
+	if o.Exchange != "" {
+		if offering.OfCredentials(creds).Name != offering.Identity.Name {
+			return cfapi.Usagef("--exchange trades an IAS token for an XSUAA one: the credentials given are not an IAS key's (offering identity)")
+		}
+		if xs, err = exchangeCreds(o.Exchange, instanceCreds); err != nil {
+			return err
+		}
 	}
 	xopts := xsuaa.Options{TLS: tlsOpts, Wrap: wrap, Now: f.now, CheckURL: urlCheck(o.Target.AllowInsecure)}
 	tok, err := xsuaa.FetchToken(ctx, xsuaa.TokenRequest{Creds: creds, Grant: o.Grant, Username: o.Username, Password: password, Scopes: o.Scopes}, xopts)
 	if err != nil {
 		return err
 	}
-	if o.Exchange != "" {
+	if xs != nil {
 		f.mask([]string{tok.AccessToken})
-		xs, err := f.exchangeCreds(ctx, o)
-		if err != nil {
-			return err
-		}
 		if tok, err = xsuaa.FetchToken(ctx, xsuaa.TokenRequest{Creds: xs, Grant: xsuaa.JWTBearer, Assertion: tok.AccessToken, Scopes: o.Scopes}, xopts); err != nil {
 			return err
 		}
@@ -229,29 +242,20 @@ func tokenRun(ctx context.Context, f *Factory, o *TokenOptions) error {
 }
 
 // exchangeCreds reads the XSUAA credentials of --exchange: a file, else the
-// key of that instance in the target.
-func (f *Factory) exchangeCreds(ctx context.Context, o *TokenOptions) (map[string]any, error) {
-	if _, err := os.Stat(o.Exchange); err == nil {
-		return credfile.ReadCredentials(o.Exchange)
+// key of that instance in the target (through instanceCreds).
+func exchangeCreds(arg string, instanceCreds func(instance, key string) (map[string]any, error)) (map[string]any, error) {
+	if _, err := os.Stat(arg); err == nil {
+		return credfile.ReadCredentials(arg)
 	}
-	if err := checkInstanceName(o.Exchange); err != nil {
-		return nil, flagErrorf("--exchange %q is neither a credentials file nor an instance name", o.Exchange)
+	if err := checkInstanceName(arg); err != nil {
+		return nil, flagErrorf("--exchange %q is neither a credentials file nor an instance name", arg)
 	}
-	s, err := f.resolve(o.Target)
+	creds, err := instanceCreds(arg, "")
 	if err != nil {
 		return nil, err
 	}
-	c, err := f.connect(ctx, s)
-	if err != nil {
-		return nil, err
-	}
-	res, err := c.engine(false, nil).Creds(ctx, provision.CredsRequest{Ref: provision.Ref{Org: s.org, Space: s.space, Instance: o.Exchange}})
-	if err != nil {
-		return nil, err
-	}
-	creds := res.Credentials()
 	if offering.OfCredentials(creds).Name != offering.XSUAA.Name {
-		return nil, cfapi.Usagef("--exchange %s: not an XSUAA instance's key", o.Exchange)
+		return nil, cfapi.Usagef("--exchange %s: not an XSUAA instance's key", arg)
 	}
 	return creds, nil
 }
