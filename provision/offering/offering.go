@@ -6,7 +6,6 @@ package offering
 
 import (
 	"github.com/xsprov/xsprov/provision/ias"
-	"github.com/xsprov/xsprov/provision/infile"
 	"github.com/xsprov/xsprov/provision/xssec"
 )
 
@@ -99,13 +98,9 @@ func OfCredentials(creds map[string]any) Profile {
 func (p Profile) Build(file string, inline map[string]any, source string) (map[string]any, xssec.Problems, error) {
 	d, src := inline, source
 	if file != "" {
-		raw, err := infile.Read(file, infile.Document)
+		obj, err := xssec.ReadFile(file)
 		if err != nil {
-			return nil, nil, &xssec.InvalidError{Source: file, Problems: xssec.Problems{{Severity: xssec.Error, Path: "$", Message: err.Error()}}}
-		}
-		obj, ps := xssec.Parse(raw)
-		if ps != nil {
-			return nil, nil, &xssec.InvalidError{Source: file, Problems: ps}
+			return nil, nil, err
 		}
 		d, src = obj, file
 	}

@@ -28,16 +28,11 @@ func Build(in Input) (map[string]any, Problems, error) {
 		}
 	}
 	if in.File != "" {
-		src = in.File
-		raw, err := infile.Read(in.File, infile.Document)
+		obj, err := ReadFile(in.File)
 		if err != nil {
-			return nil, nil, usagef("read parameters file: %v", err)
+			return nil, nil, err
 		}
-		obj, ps := Parse(raw)
-		if ps != nil {
-			return nil, nil, &InvalidError{Source: in.File, Problems: ps}
-		}
-		d = obj
+		d, src = obj, in.File
 	}
 	d = in.Overrides.Apply(d)
 	if Field(d, "xsappname") == "" && d["xsappname"] == nil && in.Instance != "" {
@@ -51,6 +46,20 @@ func Build(in Input) (map[string]any, Problems, error) {
 		return nil, ps, &InvalidError{Source: src, Problems: errs}
 	}
 	return Normalize(d).(map[string]any), ps.Warnings(), nil
+}
+
+// ReadFile reads a descriptor (any offering's parameters) from a JSON file,
+// size-limited; problems are usage errors that name the file.
+func ReadFile(path string) (map[string]any, error) {
+	raw, err := infile.Read(path, infile.Document)
+	if err != nil {
+		return nil, usagef("read parameters file: %v", err)
+	}
+	obj, ps := Parse(raw)
+	if ps != nil {
+		return nil, &InvalidError{Source: path, Problems: ps}
+	}
+	return obj, nil
 }
 
 type usageError string
