@@ -12,6 +12,7 @@ import (
 
 	"github.com/xsprov/xsprov/provision/cfapi"
 	"github.com/xsprov/xsprov/provision/credfile"
+	"github.com/xsprov/xsprov/provision/offering"
 	"github.com/xsprov/xsprov/templates"
 )
 
@@ -31,7 +32,7 @@ func registerCompletions(f *Factory, root *cobra.Command) {
 	static := map[string][]string{
 		"format":          credfile.Formats,
 		"tenant-mode":     {"dedicated", "shared", "external"},
-		"credential-type": {"binding-secret", "x509", "instance-secret"},
+		"credential-type": slices.Concat(offering.XSUAA.KeyTypes, offering.Identity.KeyTypes),
 	}
 	var walk func(c *cobra.Command)
 	walk = func(c *cobra.Command) {

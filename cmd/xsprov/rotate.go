@@ -12,7 +12,7 @@ import (
 
 	"github.com/xsprov/xsprov/provision"
 	"github.com/xsprov/xsprov/provision/credfile"
-	"github.com/xsprov/xsprov/provision/ias"
+	"github.com/xsprov/xsprov/provision/offering"
 )
 
 // RotateOptions are the inputs of `xsprov rotate`.
@@ -57,7 +57,8 @@ instance's key.`,
 			if opts.Grace < 0 {
 				return flagErrorf("--grace must not be negative")
 			}
-			if opts.CredentialType != "" && !slices.Contains([]string{"binding-secret", "x509", ias.Secret, ias.X509Generated, ias.X509Provided, ias.None}, opts.CredentialType) {
+			// the instance's offering is not known before a request: either's
+			if opts.CredentialType != "" && !slices.Contains(slices.Concat(offering.XSUAA.KeyTypes, offering.Identity.KeyTypes), opts.CredentialType) {
 				return flagErrorf("--credential-type %q is not one of binding-secret, x509 (xsuaa) or SECRET, X509_GENERATED, X509_PROVIDED, NONE (identity)", opts.CredentialType)
 			}
 			if opts.IfExpiringWithin != "" {

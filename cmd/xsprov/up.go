@@ -14,7 +14,6 @@ import (
 	"github.com/xsprov/xsprov/provision"
 	"github.com/xsprov/xsprov/provision/cfapi"
 	"github.com/xsprov/xsprov/provision/credfile"
-	"github.com/xsprov/xsprov/provision/ias"
 	"github.com/xsprov/xsprov/provision/infile"
 	"github.com/xsprov/xsprov/provision/offering"
 	"github.com/xsprov/xsprov/provision/xssec"
@@ -175,12 +174,12 @@ func (o *UpOptions) validate() error {
 				return flagErrorf("%s applies to the xsuaa offering; for %s give the parameters with --params or --template, and key parameters with --key-params", flag, o.Offering)
 			}
 		}
-		if o.CredentialType != "" && !slices.Contains([]string{ias.Secret, ias.X509Generated, ias.X509Provided, ias.None}, o.CredentialType) {
-			return flagErrorf("--credential-type %q is not one of %s, %s, %s, %s for the identity offering", o.CredentialType, ias.Secret, ias.X509Generated, ias.X509Provided, ias.None)
+		if o.CredentialType != "" && !slices.Contains(prof.KeyTypes, o.CredentialType) {
+			return flagErrorf("--credential-type %q is not one of %s for the %s offering", o.CredentialType, strings.Join(prof.KeyTypes, ", "), o.Offering)
 		}
 		return checkOutput(o.Instance, &o.Out, &o.Format)
 	}
-	if o.CredentialType != "" && !slices.Contains([]string{"binding-secret", "x509"}, o.CredentialType) {
+	if o.CredentialType != "" && !slices.Contains(offering.XSUAA.KeyTypes, o.CredentialType) {
 		return flagErrorf("--credential-type %q is not one of binding-secret, x509", o.CredentialType)
 	}
 	for _, v := range []struct{ flag, val string }{{"--offering", o.Offering}, {"--plan", o.Plan}} {

@@ -31,6 +31,9 @@ type Profile struct {
 	// Named: the descriptor names the application (xsappname), so fields of
 	// it given alone keep that name.
 	Named bool
+	// KeyTypes are the credential types a new key may be asked for
+	// (--credential-type).
+	KeyTypes []string
 	// MaxSecrets is the most client secrets an instance issues (0: no
 	// limit known).
 	MaxSecrets int
@@ -44,6 +47,7 @@ var XSUAA = Profile{
 	Name: "xsuaa", Short: "XSUAA", DefaultPlan: "application", Label: "xsuaa", EnvPrefix: "XSUAA_",
 	TokenPath: "/oauth/token", KeysPath: "/token_keys",
 	Validate: xssec.Validate, Immutable: xssec.ImmutableChanges, Named: true,
+	KeyTypes: []string{"binding-secret", "x509"},
 	Minimal: func(instance string) map[string]any {
 		return map[string]any{"xsappname": instance, "tenant-mode": xssec.DefaultTenantMode}
 	},
@@ -54,6 +58,7 @@ var Identity = Profile{
 	Name: "identity", Short: "IAS", DefaultPlan: "application", Label: "identity", EnvPrefix: "IAS_",
 	TokenPath: "/oauth2/token", KeysPath: "/oauth2/certs",
 	Validate: ias.Validate, ValidateKey: ias.ValidateKey,
+	KeyTypes: []string{ias.Secret, ias.X509Generated, ias.X509Provided, ias.None},
 	Immutable:  func(_, _ map[string]any) []string { return nil },
 	Minimal:    func(string) map[string]any { return map[string]any{} },
 	MaxSecrets: ias.Current.SecretsPerApplication,
