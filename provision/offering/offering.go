@@ -58,7 +58,7 @@ var Identity = Profile{
 	Name: "identity", Short: "IAS", DefaultPlan: "application", Label: "identity", EnvPrefix: "IAS_",
 	TokenPath: "/oauth2/token", KeysPath: "/oauth2/certs",
 	Validate: ias.Validate, ValidateKey: ias.ValidateKey,
-	KeyTypes: []string{ias.Secret, ias.X509Generated, ias.X509Provided, ias.None},
+	KeyTypes:   []string{ias.Secret, ias.X509Generated, ias.X509Provided, ias.None},
 	Immutable:  func(_, _ map[string]any) []string { return nil },
 	Minimal:    func(string) map[string]any { return map[string]any{} },
 	MaxSecrets: ias.Current.SecretsPerApplication,
