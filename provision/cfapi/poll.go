@@ -118,21 +118,6 @@ func pollingSince(updatedAt, lo, hi time.Time) time.Time {
 	return a
 }
 
-// Poll calls check at once and then on the backoff schedule until it reports
-// done, fails, or ctx ends (its deadline is the only timeout).
-func Poll(ctx context.Context, clk Clock, b Backoff, check func() (bool, error)) error {
-	start := clk.Now()
-	for {
-		done, err := check()
-		if err != nil || done {
-			return err
-		}
-		if err := sleep(ctx, clk, b.interval(clk.Now().Sub(start))); err != nil {
-			return err
-		}
-	}
-}
-
 // pollPhase is what a check saw: done, or still busy and whether the CC is
 // polling an asynchronous broker (and since when, by the server's clock).
 type pollPhase struct {

@@ -11,9 +11,8 @@ import (
 
 // Profile is what xsprov knows of one offering.
 type Profile struct {
-	Name        string // the offering's name in the marketplace
-	Short       string // what people call it: XSUAA, IAS
-	DefaultPlan string
+	Name  string // the offering's name in the marketplace
+	Short string // what people call it: XSUAA, IAS
 	// Label is the VCAP_SERVICES label of its bindings; EnvPrefix the
 	// default prefix of --format env.
 	Label, EnvPrefix string
@@ -44,7 +43,7 @@ type Profile struct {
 
 // XSUAA is SAP Authorization and Trust Management (xsuaa).
 var XSUAA = Profile{
-	Name: "xsuaa", Short: "XSUAA", DefaultPlan: "application", Label: "xsuaa", EnvPrefix: "XSUAA_",
+	Name: "xsuaa", Short: "XSUAA", Label: "xsuaa", EnvPrefix: "XSUAA_",
 	TokenPath: "/oauth/token", KeysPath: "/token_keys",
 	Validate: xssec.Validate, Immutable: xssec.ImmutableChanges, Named: true,
 	KeyTypes: []string{"binding-secret", "x509"},
@@ -55,7 +54,7 @@ var XSUAA = Profile{
 
 // Identity is SAP Cloud Identity Services' identity offering (IAS).
 var Identity = Profile{
-	Name: "identity", Short: "IAS", DefaultPlan: "application", Label: "identity", EnvPrefix: "IAS_",
+	Name: "identity", Short: "IAS", Label: "identity", EnvPrefix: "IAS_",
 	TokenPath: "/oauth2/token", KeysPath: "/oauth2/certs",
 	Validate: ias.Validate, ValidateKey: ias.ValidateKey,
 	KeyTypes:   []string{ias.Secret, ias.X509Generated, ias.X509Provided, ias.None},
